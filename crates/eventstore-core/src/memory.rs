@@ -1,0 +1,162 @@
+//! An [`EventLog`] in memory: for unit tests of the store's semantics and of code built on
+//! it. It assigns global positions at write time, as the sequencer does in DynamoDB.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use uuid::Uuid;
+
+use crate::port::LogPage;
+use crate::{
+    EventLog, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp,
+    WriteConflict,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    streams: BTreeMap<StreamId, Vec<RecordedEvent>>,
+    global: Vec<RecordedEvent>,
+}
+
+/// An in-memory event log. Cheap to create; shares nothing between instances.
+#[derive(Debug, Default)]
+pub struct InMemoryLog {
+    state: Mutex<State>,
+}
+
+impl InMemoryLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.state
+            .lock()
+            .map_err(|_| StoreError::corrupt("in-memory log poisoned by a panic"))
+    }
+}
+
+fn take_page(events: Vec<RecordedEvent>, limit: usize, max_bytes: usize) -> LogPage {
+    let total = events.len();
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        if page.len() == limit || (bytes + event.payload_bytes() > max_bytes && !page.is_empty()) {
+            break;
+        }
+        bytes += event.payload_bytes();
+        page.push(event);
+    }
+    LogPage {
+        more: page.len() < total,
+        events: page,
+    }
+}
+
+impl EventLog for InMemoryLog {
+    async fn tail(&self, stream: &StreamId, ids: usize) -> Result<StreamTail, StoreError> {
+        let state = self.lock()?;
+        let events = state.streams.get(stream).map(Vec::as_slice).unwrap_or(&[]);
+        Ok(StreamTail {
+            version: events.len() as u64,
+            last_ids: events[events.len().saturating_sub(ids)..]
+                .iter()
+                .map(|e| e.event_id)
+                .collect(),
+        })
+    }
+
+    async fn write(
+        &self,
+        stream: &StreamId,
+        first: u64,
+        events: &[NewEvent],
+        created_at: Timestamp,
+        require_previous: bool,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        let mut state = self.lock()?;
+        let current = state.streams.get(stream).map_or(0, Vec::len) as u64;
+        if current >= first {
+            return Ok(Err(WriteConflict::VersionTaken));
+        }
+        if current + 1 < first {
+            if require_previous {
+                return Ok(Err(WriteConflict::PreviousMissing));
+            }
+            return Err(StoreError::corrupt("write would leave a gap in the stream"));
+        }
+        let mut position = state.global.len() as u64;
+        let recorded: Vec<RecordedEvent> = events
+            .iter()
+            .zip(first..)
+            .map(|(e, version)| {
+                position += 1;
+                RecordedEvent {
+                    event_id: e.event_id,
+                    stream_id: stream.clone(),
+                    version,
+                    event_type: e.event_type.clone(),
+                    schema_version: e.schema_version,
+                    data: e.data.clone(),
+                    metadata: e.metadata.clone(),
+                    created_at,
+                    global_position: Some(position),
+                }
+            })
+            .collect();
+        state.global.extend(recorded.iter().cloned());
+        state
+            .streams
+            .entry(stream.clone())
+            .or_default()
+            .extend(recorded);
+        Ok(Ok(()))
+    }
+
+    async fn event_ids(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Uuid)>, StoreError> {
+        let state = self.lock()?;
+        Ok(state
+            .streams
+            .get(stream)
+            .into_iter()
+            .flatten()
+            .filter(|e| (from..=to).contains(&e.version))
+            .map(|e| (e.version, e.event_id))
+            .collect())
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        backward: bool,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError> {
+        let state = self.lock()?;
+        let events = state.streams.get(stream).cloned().unwrap_or_default();
+        let selected: Vec<RecordedEvent> = if backward {
+            events.into_iter().rev().filter(|e| e.version <= from).collect()
+        } else {
+            events.into_iter().filter(|e| e.version >= from).collect()
+        };
+        Ok(take_page(selected, limit, max_bytes))
+    }
+
+    async fn read_global(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError> {
+        let state = self.lock()?;
+        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
+        let selected = state.global.iter().skip(start).cloned().collect();
+        Ok(take_page(selected, limit, max_bytes))
+    }
+}

@@ -1,0 +1,101 @@
+//! The event item: how a [`RecordedEvent`] is laid out as DynamoDB attributes.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use eventstore_core::{
+    EventData, EventType, Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys;
+
+/// One event, one item. `data` and `metadata` are strings holding the exact JSON text that
+/// was appended: DynamoDB's own number type keeps 38 digits and its maps nest 32 levels,
+/// so storing JSON natively could not give every JSON value back unchanged.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EventItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(rename = "eventId")]
+    pub event_id: String,
+    #[serde(rename = "streamId")]
+    pub stream_id: String,
+    pub version: u64,
+    pub category: String,
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    pub data: String,
+    pub metadata: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    #[serde(
+        rename = "globalPosition",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub global_position: Option<u64>,
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn new_item(
+    stream: &StreamId,
+    version: u64,
+    event: &NewEvent,
+    created_at: Timestamp,
+) -> Result<Item, StoreError> {
+    let item = EventItem {
+        pk: keys::stream_pk(stream.as_str()),
+        sk: keys::version_sk(version),
+        event_id: event.event_id.to_string(),
+        stream_id: stream.as_str().to_owned(),
+        version,
+        category: stream.category().as_str().to_owned(),
+        event_type: event.event_type.as_str().to_owned(),
+        schema_version: event.schema_version,
+        data: event.data.as_json().to_owned(),
+        metadata: event.metadata.as_json().to_owned(),
+        created_at: created_at.to_string(),
+        global_position: None,
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))
+}
+
+pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {
+    let item: EventItem =
+        serde_dynamo::from_item(item).map_err(|e| StoreError::internal("decoding an event item", e))?;
+    let bad = |what: &str| StoreError::corrupt(format!("stored event {}: bad {what}", item.sk));
+    Ok(RecordedEvent {
+        event_id: Uuid::parse_str(&item.event_id).map_err(|_| bad("eventId"))?,
+        stream_id: StreamId::parse(&item.stream_id, "streamId").map_err(|_| bad("streamId"))?,
+        version: item.version,
+        event_type: EventType::parse(&item.event_type, "eventType")
+            .map_err(|_| bad("eventType"))?,
+        schema_version: item.schema_version,
+        data: EventData::from_json(item.data, "data").map_err(|_| bad("data"))?,
+        metadata: Metadata::from_json(item.metadata, "metadata").map_err(|_| bad("metadata"))?,
+        created_at: Timestamp::parse(&item.created_at).ok_or_else(|| bad("createdAt"))?,
+        global_position: item.global_position,
+    })
+}
+
+/// The version and event id of an item read with a projection of just those attributes.
+pub(crate) fn version_and_id(item: &Item) -> Result<(u64, Uuid), StoreError> {
+    let version = item
+        .get(keys::SK)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|sk| keys::parse_version_sk(sk))
+        .ok_or_else(|| StoreError::corrupt("event item without a valid SK"))?;
+    let id = item
+        .get(keys::EVENT_ID)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| StoreError::corrupt("event item without a valid eventId"))?;
+    Ok((version, id))
+}

@@ -1,0 +1,380 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, Select, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
+use eventstore_core::{
+    EventLog, LogPage, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp,
+    WriteConflict,
+};
+use uuid::Uuid;
+
+use crate::error::from_sdk;
+use crate::item::{decode, new_item, version_and_id, Item};
+use crate::keys;
+
+/// Attempts of a transaction that DynamoDB cancels for `TransactionConflict` (another
+/// transaction touching the same item at the same moment) before giving up as unavailable.
+const TRANSACTION_CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The events table, seen through the core's [`EventLog`] port.
+#[derive(Debug, Clone)]
+pub struct DynamoEventLog {
+    client: Client,
+    table: String,
+}
+
+/// One page of a Query, its items and where the next page starts.
+struct QueryPage {
+    items: Vec<Item>,
+    last_key: Option<HashMap<String, AttributeValue>>,
+}
+
+impl DynamoEventLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One page of a consistent Query over a stream's versions `low..=high`.
+    async fn query_versions(
+        &self,
+        stream: &StreamId,
+        (low, high): (u64, u64),
+        backward: bool,
+        limit: usize,
+        ids_only: bool,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<QueryPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .expression_attribute_values(":low", AttributeValue::S(keys::version_sk(low)))
+            .expression_attribute_values(":high", AttributeValue::S(keys::version_sk(high)))
+            .scan_index_forward(!backward)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start);
+        if ids_only {
+            query = query
+                .select(Select::SpecificAttributes)
+                .projection_expression("#sk, #id")
+                .expression_attribute_names("#id", keys::EVENT_ID);
+        }
+        let out = query.send().await.map_err(|e| from_sdk("Query", e))?;
+        Ok(QueryPage {
+            items: out.items.unwrap_or_default(),
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// Version and id of up to `count` events in `range`, following every page.
+    async fn ids_in(
+        &self,
+        stream: &StreamId,
+        range: (u64, u64),
+        backward: bool,
+        count: usize,
+    ) -> Result<Vec<(u64, Uuid)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .query_versions(stream, range, backward, count - found.len(), true, start)
+                .await?;
+            for item in &page.items {
+                found.push(version_and_id(item)?);
+            }
+            match page.last_key {
+                Some(key) if found.len() < count => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn put_one(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        event: &NewEvent,
+        created_at: Timestamp,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(new_item(stream, version, event, created_at)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(Err(WriteConflict::VersionTaken))
+            }
+            Err(e) => Err(from_sdk("PutItem", e)),
+        }
+    }
+
+    /// Whether the item at `version` exists, read consistently.
+    async fn version_exists(&self, stream: &StreamId, version: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key(keys::PK, AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .key(keys::SK, AttributeValue::S(keys::version_sk(version)))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetItem", e))?;
+        Ok(out.item.is_some())
+    }
+
+    async fn transact(
+        &self,
+        stream: &StreamId,
+        first: u64,
+        events: &[NewEvent],
+        created_at: Timestamp,
+        check_previous: bool,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        let pk = AttributeValue::S(keys::stream_pk(stream.as_str()));
+        let mut actions = Vec::with_capacity(events.len() + 1);
+        if check_previous {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(keys::PK, pk.clone())
+                .key(keys::SK, AttributeValue::S(keys::version_sk(first - 1)))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .build()
+                .map_err(|e| StoreError::internal("building a condition check", e))?;
+            actions.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        for (event, version) in events.iter().zip(first..) {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(new_item(stream, version, event, created_at)?))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .build()
+                .map_err(|e| StoreError::internal("building a put", e))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+
+        for attempt in 0..TRANSACTION_CONFLICT_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            let cancelled = match err {
+                SdkError::ServiceError(ref se) => match se.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => Some(c.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(cancelled) = cancelled else {
+                return Err(from_sdk("TransactWriteItems", err));
+            };
+            let codes: Vec<&str> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None"))
+                .collect();
+            // The reasons come in the order of the actions: the check (if any), then the puts.
+            let puts_from = usize::from(check_previous);
+            if check_previous && codes.first() == Some(&"ConditionalCheckFailed") {
+                return Ok(Err(WriteConflict::PreviousMissing));
+            }
+            if codes
+                .iter()
+                .skip(puts_from)
+                .any(|c| *c == "ConditionalCheckFailed")
+            {
+                return Ok(Err(WriteConflict::VersionTaken));
+            }
+            if codes.iter().any(|c| *c == "TransactionConflict")
+                && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS
+            {
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..(20 << attempt)))).await;
+                continue;
+            }
+            return Err(from_sdk("TransactWriteItems", err));
+        }
+        Err(StoreError::Unavailable {
+            message: "TransactWriteItems kept conflicting with concurrent transactions".into(),
+            source: None,
+        })
+    }
+}
+
+impl EventLog for DynamoEventLog {
+    async fn tail(&self, stream: &StreamId, ids: usize) -> Result<StreamTail, StoreError> {
+        let mut newest_first = self
+            .ids_in(stream, (1, u64::MAX), true, ids.max(1))
+            .await?;
+        let version = newest_first.first().map_or(0, |(v, _)| *v);
+        newest_first.truncate(ids);
+        Ok(StreamTail {
+            version,
+            last_ids: newest_first.into_iter().rev().map(|(_, id)| id).collect(),
+        })
+    }
+
+    async fn write(
+        &self,
+        stream: &StreamId,
+        first: u64,
+        events: &[NewEvent],
+        created_at: Timestamp,
+        require_previous: bool,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        match events {
+            [] => Ok(Ok(())),
+            [event] if !require_previous => self.put_one(stream, first, event, created_at).await,
+            _ if require_previous && events.len() + 1 > MAX_EVENTS_PER_APPEND => {
+                // A transaction holds at most 100 actions, so a full batch has no room for the
+                // check on the previous version. Events are never deleted, so a consistent read
+                // that finds it stays true until the transaction runs.
+                if !self.version_exists(stream, first - 1).await? {
+                    return Ok(Err(WriteConflict::PreviousMissing));
+                }
+                self.transact(stream, first, events, created_at, false).await
+            }
+            _ => {
+                self.transact(stream, first, events, created_at, require_previous)
+                    .await
+            }
+        }
+    }
+
+    async fn event_ids(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Uuid)>, StoreError> {
+        let count = usize::try_from(to.saturating_sub(from) + 1).unwrap_or(usize::MAX);
+        self.ids_in(stream, (from, to), false, count).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        backward: bool,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError> {
+        let range = if backward { (1, from) } else { (from, u64::MAX) };
+        let mut events: Vec<RecordedEvent> = Vec::new();
+        let mut bytes = 0usize;
+        let mut start = None;
+        loop {
+            // One more than asked tells whether a further page exists.
+            let want = limit + 1 - events.len();
+            let page = self
+                .query_versions(stream, range, backward, want, false, start)
+                .await?;
+            for item in page.items {
+                let event = decode(item)?;
+                let size = event.payload_bytes();
+                if events.len() == limit || (bytes + size > max_bytes && !events.is_empty()) {
+                    return Ok(LogPage { events, more: true });
+                }
+                bytes += size;
+                events.push(event);
+            }
+            match page.last_key {
+                Some(key) => start = Some(key),
+                None => return Ok(LogPage { events, more: false }),
+            }
+        }
+    }
+
+    async fn read_global(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<LogPage, StoreError> {
+        let mut events: Vec<RecordedEvent> = Vec::new();
+        let mut bytes = 0usize;
+        let mut bucket = keys::global_bucket(from);
+        let mut start = None;
+        loop {
+            let want = limit + 1 - events.len();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GLOBAL_ORDER_INDEX)
+                .key_condition_expression("#b = :b AND #p >= :from")
+                .expression_attribute_names("#b", keys::GLOBAL_BUCKET)
+                .expression_attribute_names("#p", keys::GLOBAL_POSITION)
+                .expression_attribute_values(":b", AttributeValue::N(bucket.to_string()))
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("Query", e))?;
+            let mut last_position = None;
+            for item in out.items.unwrap_or_default() {
+                let event = decode(item)?;
+                let size = event.payload_bytes();
+                if events.len() == limit || (bytes + size > max_bytes && !events.is_empty()) {
+                    return Ok(LogPage { events, more: true });
+                }
+                last_position = event.global_position;
+                bytes += size;
+                events.push(event);
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => start = Some(key),
+                // The bucket is exhausted. Only if it was full up to its last position can the
+                // next bucket continue the sequence without a gap.
+                None if last_position
+                    == Some((bucket + 1) * keys::GLOBAL_BUCKET_SIZE - 1) =>
+                {
+                    bucket += 1;
+                }
+                None => return Ok(LogPage { events, more: false }),
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Shared set-up for the specification tests: a fresh events table per test on the DynamoDB
+//! the SDK's endpoint variables point at (moto server under `make test`), and a counter of
+//! the requests the store sends.
+#![forbid(unsafe_code)]
+// Test support: a failed set-up step should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use eventstore_core::{EventData, EventStore, EventType, NewEvent, StreamId};
+use eventstore_dynamodb::{create_events_table, keys, DynamoEventLog};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Counts the HTTP requests sent to DynamoDB, per operation, retries included.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl RequestCounter {
+    pub fn take(&self) -> BTreeMap<String, u32> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or("unknown".to_owned(), |m| m.name().to_owned());
+        *self.0.lock().unwrap().entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// A store over a new, empty events table.
+pub struct TestStore {
+    pub store: EventStore<DynamoEventLog>,
+    pub client: Client,
+    pub table: String,
+    pub requests: RequestCounter,
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+impl TestStore {
+    pub async fn new() -> Self {
+        let requests = RequestCounter::default();
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+            .interceptor(requests.clone())
+            .build();
+        let client = Client::from_conf(config);
+        let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+        create_events_table(&client, &table)
+            .await
+            .expect("create the test table (is a DynamoDB endpoint set? run `make test`)");
+        requests.take();
+        Self {
+            store: EventStore::new(DynamoEventLog::new(client.clone(), table.clone())),
+            client,
+            table,
+            requests,
+        }
+    }
+
+    /// Every item stored under the stream's partition key, read consistently, all pages.
+    pub async fn raw_items(&self, stream: &StreamId) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(keys::stream_pk(stream.as_str())),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        self.requests.take();
+        items
+    }
+
+    /// Every item in the table (a consistent scan, all pages).
+    pub async fn item_count(&self) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            count += out.items.unwrap_or_default().len();
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        self.requests.take();
+        count
+    }
+}
+
+/// A stream id unique to this run, in category `category`.
+pub fn stream(category: &str) -> StreamId {
+    StreamId::parse(&format!("{category}-{}", uuid::Uuid::new_v4().simple()), "streamId").unwrap()
+}
+
+pub fn event(event_type: &str, json: &str) -> NewEvent {
+    NewEvent::new(
+        EventType::parse(event_type, "eventType").unwrap(),
+        EventData::from_json(json.to_owned(), "data").unwrap(),
+    )
+}
+
+/// `n` small events numbered from `start`.
+pub fn events(n: usize) -> Vec<NewEvent> {
+    (0..n)
+        .map(|i| event("Counted", &format!("{{\"n\":{i}}}")))
+        .collect()
+}
+
+/// The `S` attribute `name` of an item.
+pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name).and_then(|v| v.as_s().ok()).unwrap()
+}
