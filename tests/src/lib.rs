@@ -136,7 +136,11 @@ impl TestStore {
 
 /// A stream id unique to this run, in category `category`.
 pub fn stream(category: &str) -> StreamId {
-    StreamId::parse(&format!("{category}-{}", uuid::Uuid::new_v4().simple()), "streamId").unwrap()
+    StreamId::parse(
+        &format!("{category}-{}", uuid::Uuid::new_v4().simple()),
+        "streamId",
+    )
+    .unwrap()
 }
 
 pub fn event(event_type: &str, json: &str) -> NewEvent {

@@ -61,10 +61,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn unavailable(
-        message: impl Into<String>,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn unavailable(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Unavailable {
             message: message.into(),
             source: Some(source.into()),

@@ -344,7 +344,9 @@ mod tests {
         assert!(text.ends_with('Z'));
         assert_eq!(Timestamp::parse(&text), Some(t));
         assert_eq!(
-            Timestamp::parse("2026-11-22T10:30:00.123Z").unwrap().to_string(),
+            Timestamp::parse("2026-11-22T10:30:00.123Z")
+                .unwrap()
+                .to_string(),
             "2026-11-22T10:30:00.123Z"
         );
     }

@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use crate::port::LogPage;
 use crate::{
-    EventLog, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp,
-    WriteConflict,
+    EventLog, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
 };
 
 #[derive(Debug, Default)]
@@ -141,7 +140,11 @@ impl EventLog for InMemoryLog {
         let state = self.lock()?;
         let events = state.streams.get(stream).cloned().unwrap_or_default();
         let selected: Vec<RecordedEvent> = if backward {
-            events.into_iter().rev().filter(|e| e.version <= from).collect()
+            events
+                .into_iter()
+                .rev()
+                .filter(|e| e.version <= from)
+                .collect()
         } else {
             events.into_iter().filter(|e| e.version >= from).collect()
         };

@@ -68,8 +68,8 @@ pub(crate) fn new_item(
 }
 
 pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {
-    let item: EventItem =
-        serde_dynamo::from_item(item).map_err(|e| StoreError::internal("decoding an event item", e))?;
+    let item: EventItem = serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::internal("decoding an event item", e))?;
     let bad = |what: &str| StoreError::corrupt(format!("stored event {}: bad {what}", item.sk));
     Ok(RecordedEvent {
         event_id: Uuid::parse_str(&item.event_id).map_err(|_| bad("eventId"))?,

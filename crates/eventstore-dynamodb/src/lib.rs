@@ -12,7 +12,7 @@ mod log;
 mod schema;
 
 pub use log::DynamoEventLog;
-pub use schema::{create_events_table, events_table_shape, TableShape};
+pub use schema::{create_events_table, events_table_shape, IndexShape, TableShape};
 
 pub use aws_sdk_dynamodb::Client;
 

@@ -4,9 +4,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, Select, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Select, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
@@ -147,7 +145,10 @@ impl DynamoEventLog {
             .get_item()
             .table_name(&self.table)
             .consistent_read(true)
-            .key(keys::PK, AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::stream_pk(stream.as_str())),
+            )
             .key(keys::SK, AttributeValue::S(keys::version_sk(version)))
             .projection_expression("#pk")
             .expression_attribute_names("#pk", keys::PK)
@@ -227,8 +228,7 @@ impl DynamoEventLog {
             {
                 return Ok(Err(WriteConflict::VersionTaken));
             }
-            if codes.iter().any(|c| *c == "TransactionConflict")
-                && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS
+            if codes.contains(&"TransactionConflict") && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS
             {
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(5..(20 << attempt)))).await;
                 continue;
@@ -244,9 +244,7 @@ impl DynamoEventLog {
 
 impl EventLog for DynamoEventLog {
     async fn tail(&self, stream: &StreamId, ids: usize) -> Result<StreamTail, StoreError> {
-        let mut newest_first = self
-            .ids_in(stream, (1, u64::MAX), true, ids.max(1))
-            .await?;
+        let mut newest_first = self.ids_in(stream, (1, u64::MAX), true, ids.max(1)).await?;
         let version = newest_first.first().map_or(0, |(v, _)| *v);
         newest_first.truncate(ids);
         Ok(StreamTail {
@@ -273,7 +271,8 @@ impl EventLog for DynamoEventLog {
                 if !self.version_exists(stream, first - 1).await? {
                     return Ok(Err(WriteConflict::PreviousMissing));
                 }
-                self.transact(stream, first, events, created_at, false).await
+                self.transact(stream, first, events, created_at, false)
+                    .await
             }
             _ => {
                 self.transact(stream, first, events, created_at, require_previous)
@@ -300,7 +299,11 @@ impl EventLog for DynamoEventLog {
         limit: usize,
         max_bytes: usize,
     ) -> Result<LogPage, StoreError> {
-        let range = if backward { (1, from) } else { (from, u64::MAX) };
+        let range = if backward {
+            (1, from)
+        } else {
+            (from, u64::MAX)
+        };
         let mut events: Vec<RecordedEvent> = Vec::new();
         let mut bytes = 0usize;
         let mut start = None;
@@ -321,7 +324,12 @@ impl EventLog for DynamoEventLog {
             }
             match page.last_key {
                 Some(key) => start = Some(key),
-                None => return Ok(LogPage { events, more: false }),
+                None => {
+                    return Ok(LogPage {
+                        events,
+                        more: false,
+                    })
+                }
             }
         }
     }
@@ -368,12 +376,15 @@ impl EventLog for DynamoEventLog {
                 Some(key) => start = Some(key),
                 // The bucket is exhausted. Only if it was full up to its last position can the
                 // next bucket continue the sequence without a gap.
-                None if last_position
-                    == Some((bucket + 1) * keys::GLOBAL_BUCKET_SIZE - 1) =>
-                {
+                None if last_position == Some((bucket + 1) * keys::GLOBAL_BUCKET_SIZE - 1) => {
                     bucket += 1;
                 }
-                None => return Ok(LogPage { events, more: false }),
+                None => {
+                    return Ok(LogPage {
+                        events,
+                        more: false,
+                    })
+                }
             }
         }
     }

@@ -3,9 +3,8 @@
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
 };
 use aws_sdk_dynamodb::Client;
 use eventstore_core::StoreError;
@@ -22,10 +21,19 @@ pub struct TableShape {
     pub attributes: Vec<(String, String)>,
     /// (name, HASH|RANGE) of the table key.
     pub key: Vec<(String, String)>,
-    /// Index name, its key, and its projection type.
-    pub indexes: Vec<(String, Vec<(String, String)>, String)>,
+    pub indexes: Vec<IndexShape>,
     pub billing_mode: String,
     pub stream_view_type: String,
+}
+
+/// A global secondary index as plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexShape {
+    pub name: String,
+    /// (name, HASH|RANGE) of the index key.
+    pub key: Vec<(String, String)>,
+    pub projection: String,
 }
 
 fn attributes() -> Vec<AttributeDefinition> {
@@ -77,7 +85,12 @@ fn global_order_index() -> Option<GlobalSecondaryIndex> {
 pub fn events_table_shape() -> TableShape {
     let pairs = |k: &[KeySchemaElement]| {
         k.iter()
-            .map(|e| (e.attribute_name().to_owned(), e.key_type().as_str().to_owned()))
+            .map(|e| {
+                (
+                    e.attribute_name().to_owned(),
+                    e.key_type().as_str().to_owned(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     TableShape {
@@ -93,15 +106,14 @@ pub fn events_table_shape() -> TableShape {
         key: pairs(&key(keys::PK, keys::SK)),
         indexes: global_order_index()
             .into_iter()
-            .map(|i| {
-                (
-                    i.index_name().to_owned(),
-                    pairs(i.key_schema()),
-                    i.projection()
-                        .and_then(|p| p.projection_type())
-                        .map(|p| p.as_str().to_owned())
-                        .unwrap_or_default(),
-                )
+            .map(|i| IndexShape {
+                name: i.index_name().to_owned(),
+                key: pairs(i.key_schema()),
+                projection: i
+                    .projection()
+                    .and_then(|p| p.projection_type())
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
             })
             .collect(),
         billing_mode: BillingMode::PayPerRequest.as_str().to_owned(),

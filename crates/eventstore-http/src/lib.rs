@@ -1,1 +1,216 @@
-pub fn x(){}
+//! The event store's HTTP API (see `shared/contract.md` and `infra/openapi.yaml`).
+//!
+//! One router, [`App::handle`], serves every route. The Lambda functions under `functions/`
+//! call it through [`App::handle_lambda`]; the local server ([`local::serve`]) calls it for
+//! each hyper request. Neither has routes of its own, so the two cannot drift apart.
+#![forbid(unsafe_code)]
+
+mod body;
+mod error;
+pub mod local;
+mod request;
+mod routes;
+
+use std::time::Instant;
+
+use eventstore_core::{EventLog, EventStore, GlobalFilter, StoreError};
+use eventstore_dynamodb::DynamoEventLog;
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+pub use error::{ApiError, RETRY_AFTER_SECONDS};
+pub use routes::{match_route, Route, Side};
+
+/// Largest request body accepted: Lambda's synchronous payload limit. Valid appends are far
+/// smaller (see `eventstore_core::limits`).
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Which routes an [`App`] serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// The append route only (the `append-api` function).
+    Write,
+    /// The read routes only (the `read-api` function).
+    Read,
+    /// Every route (the local server).
+    All,
+}
+
+impl Mount {
+    fn serves(self, side: Side) -> bool {
+        matches!(
+            (self, side),
+            (Mount::All, _) | (Mount::Write, Side::Write) | (Mount::Read, Side::Read)
+        )
+    }
+}
+
+/// The API over an event store.
+pub struct App<L> {
+    store: EventStore<L>,
+    mount: Mount,
+}
+
+impl App<DynamoEventLog> {
+    /// Reads the configuration and builds the SDK client, once per process.
+    pub async fn from_env(mount: Mount) -> Self {
+        let config = eventstore_dynamodb::Config::from_env();
+        let client = eventstore_dynamodb::client_from_env().await;
+        Self::new(
+            EventStore::new(DynamoEventLog::new(client, config.events_table)),
+            mount,
+        )
+    }
+}
+
+impl<L: EventLog> App<L> {
+    pub fn new(store: EventStore<L>, mount: Mount) -> Self {
+        Self { store, mount }
+    }
+
+    pub fn store(&self) -> &EventStore<L> {
+        &self.store
+    }
+
+    /// Entry point of the Lambda functions: takes the request id from the invocation.
+    pub async fn handle_lambda(&self, request: Request) -> Result<Response<Body>, std::convert::Infallible> {
+        let request_id = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+            _ => None,
+        }
+        .or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone()))
+        .unwrap_or_default();
+        Ok(self.handle(request, &request_id).await)
+    }
+
+    /// Answers one request. Never fails: every error becomes its HTTP response here, and
+    /// the outcome is logged with the request id.
+    pub async fn handle(&self, request: Request, request_id: &str) -> Response<Body> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let (route, result) = self.dispatch(request).await;
+        let response = result.unwrap_or_else(|err| {
+            log_error(&err, request_id);
+            err.into_response()
+        });
+        tracing::info!(
+            request_id,
+            method = %method,
+            route = route.map_or("unmatched", |r| r.name()),
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request handled"
+        );
+        response
+    }
+
+    async fn dispatch(&self, request: Request) -> (Option<Route>, Result<Response<Body>, ApiError>) {
+        let route = match match_route(request.method(), request.uri().path()) {
+            Ok(Some(route)) if self.mount.serves(route.side()) => route,
+            Ok(_) => {
+                let err = ApiError::RouteNotFound {
+                    method: request.method().to_string(),
+                    path: request.uri().path().to_owned(),
+                };
+                return (None, Err(err));
+            }
+            Err(invalid) => return (None, Err(invalid.into())),
+        };
+        let result = self.serve(&route, request).await;
+        (Some(route), result)
+    }
+
+    async fn serve(&self, route: &Route, request: Request) -> Result<Response<Body>, ApiError> {
+        let query = request::Query::parse(request.uri().query())?;
+        match route {
+            Route::Append(stream) => {
+                let body = request.body().as_ref();
+                if body.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::BodyTooLarge {
+                        actual: body.len(),
+                        limit: MAX_BODY_BYTES,
+                    });
+                }
+                let parsed = request::parse_append(body)?;
+                let out = self.store.append(stream, parsed.expected, &parsed.batch).await?;
+                let status = if out.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(error::json_response(
+                    status,
+                    &body::Appended {
+                        stream_id: out.stream_id.as_str(),
+                        from_version: out.from_version,
+                        to_version: out.to_version,
+                        event_ids: &out.event_ids,
+                    },
+                ))
+            }
+            Route::ReadStream(stream) => {
+                let page = self.store.read_stream(stream, query.stream_read()?).await?;
+                Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::StreamEvents {
+                        stream_id: page.stream_id.as_str(),
+                        events: &page.events,
+                        next: page.next,
+                    },
+                ))
+            }
+            Route::StreamInfo(stream) => {
+                let info = self.store.stream_info(stream).await?;
+                Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::StreamInfo {
+                        stream_id: info.stream_id.as_str(),
+                        category: info.category.as_str(),
+                        version: info.version,
+                    },
+                ))
+            }
+            Route::ReadAll => self.global(&GlobalFilter::All, &query).await,
+            Route::ReadType(t) => self.global(&GlobalFilter::EventType(t.clone()), &query).await,
+            Route::ReadCategory(c) => self.global(&GlobalFilter::Category(c.clone()), &query).await,
+        }
+    }
+
+    async fn global(
+        &self,
+        filter: &GlobalFilter,
+        query: &request::Query,
+    ) -> Result<Response<Body>, ApiError> {
+        let page = self
+            .store
+            .read_global(filter, query.from()?, query.limit()?)
+            .await?;
+        Ok(error::json_response(
+            StatusCode::OK,
+            &body::GlobalEvents {
+                events: &page.events,
+                next: page.next,
+            },
+        ))
+    }
+}
+
+fn log_error(err: &ApiError, request_id: &str) {
+    match err {
+        ApiError::Store(StoreError::Internal { .. } | StoreError::Unavailable { .. }) => {
+            // The full chain goes to the log only; the client sees a fixed message.
+            let mut chain = String::new();
+            let mut source: Option<&dyn std::error::Error> = Some(err);
+            while let Some(e) = source {
+                if !chain.is_empty() {
+                    chain.push_str(": ");
+                }
+                chain.push_str(&e.to_string());
+                source = e.source();
+            }
+            tracing::error!(request_id, error = %chain, "request failed");
+        }
+        _ => tracing::debug!(request_id, error = %err, "request refused"),
+    }
+}

@@ -1,1 +1,14 @@
-fn main(){}
+//! Lambda function `append-api`: wiring only. The routes and handlers live in `eventstore-http`.
+#![forbid(unsafe_code)]
+
+use eventstore_http::{App, Mount};
+use lambda_http::{run, service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // JSON or text per the function's LoggingConfig (AWS_LAMBDA_LOG_FORMAT), level from
+    // AWS_LAMBDA_LOG_LEVEL.
+    lambda_http::tracing::init_default_subscriber();
+    let app = App::from_env(Mount::Write).await;
+    run(service_fn(|request| app.handle_lambda(request))).await
+}

@@ -1,1 +1,62 @@
-fn main(){}
+//! `make dev`: the HTTP API on 127.0.0.1:$PORT against the DynamoDB the SDK variables name.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use eventstore_http::{local, App, Mount};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let port = match local::port_from_env() {
+        Ok(port) => port,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = eventstore_dynamodb::Config::from_env();
+    let client = eventstore_dynamodb::client_from_env().await;
+    if let Err(err) = eventstore_dynamodb::create_events_table(&client, &config.events_table).await {
+        eprintln!(
+            "could not create table {} at {}: {err}",
+            config.events_table,
+            eventstore_dynamodb::endpoint_description()
+        );
+        return ExitCode::FAILURE;
+    }
+    let listener = match local::bind(port).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("cannot listen on 127.0.0.1:{port}: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = eventstore_core::EventStore::new(eventstore_dynamodb::DynamoEventLog::new(
+        client,
+        config.events_table.clone(),
+    ));
+    let app = Arc::new(App::new(store, Mount::All));
+    println!(
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {}, table {}); Ctrl-C stops it",
+        eventstore_dynamodb::endpoint_description(),
+        config.events_table
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match local::serve(app, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

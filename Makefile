@@ -1,0 +1,45 @@
+# The two commands: `make dev` and `make test`. Both need Rust and Python 3, nothing else:
+# the local DynamoDB (moto server) and the checking tools install into .venv/.
+
+SHELL := /usr/bin/env bash
+export SAM_CLI_TELEMETRY := 0
+export AWS_REGION ?= us-east-1
+VENV := .venv/bin
+
+.PHONY: dev test lint unit spec infra-check build deploy clean venv
+
+## Serve the HTTP API on 127.0.0.1:$${PORT:-3000} against a local DynamoDB, until Ctrl-C.
+dev:
+	cargo build --bin eventstore-local
+	scripts/with-dynamodb.sh target/debug/eventstore-local
+
+## Everything CI checks: formatting, lints, unit tests, the specification suite against a
+## local DynamoDB, the API fuzzing, and the SAM template checks.
+test: lint spec infra-check
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+## Unit and specification tests (the latter need a DynamoDB; one is started if none is set).
+spec: venv
+	scripts/with-dynamodb.sh scripts/spec.sh
+
+infra-check: venv
+	scripts/infra-check.sh
+
+venv:
+	scripts/venv.sh
+
+## Cross-build the Lambda functions for arm64 (needs the dev tools in .venv).
+build: venv
+	scripts/build.sh
+
+## Deploy with SAM; the first time, `make deploy GUIDED=1`.
+deploy: build
+	$(VENV)/sam deploy --template-file .aws-sam/build/template.yaml \
+		--config-file $(CURDIR)/samconfig.toml $(if $(GUIDED),--guided,)
+
+clean:
+	cargo clean
+	rm -rf .aws-sam .local

@@ -1,0 +1,83 @@
+//! The local HTTP server: hyper on 127.0.0.1, handing every request to [`App::handle`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use eventstore_core::EventLog;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+use tokio::net::TcpListener;
+
+use crate::{ApiError, App, MAX_BODY_BYTES};
+
+/// `PORT`, default 3000.
+pub fn port_from_env() -> Result<u16, String> {
+    match std::env::var("PORT") {
+        Err(_) => Ok(3000),
+        Ok(text) => text
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, got {text:?}")),
+    }
+}
+
+/// Binds 127.0.0.1:`port` (loopback only: the local server has no authentication).
+pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve<L, F>(app: Arc<App<L>>, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+where
+    L: EventLog + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(answer(&app, req).await) }
+            });
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+    }
+}
+
+async fn answer<L: EventLog>(app: &App<L>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let (parts, body) = req.into_parts();
+    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let body = if bytes.is_empty() {
+                Body::Empty
+            } else {
+                Body::Binary(bytes.to_vec())
+            };
+            app.handle(lambda_http::Request::from_parts(parts, body), &request_id)
+                .await
+        }
+        Err(_) => ApiError::BodyTooLarge {
+            actual: MAX_BODY_BYTES + 1,
+            limit: MAX_BODY_BYTES,
+        }
+        .into_response(),
+    };
+    let (parts, body) = response.into_parts();
+    hyper::Response::from_parts(parts, Full::new(Bytes::from(body.to_vec())))
+}
