@@ -161,3 +161,51 @@ pub fn events(n: usize) -> Vec<NewEvent> {
 pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).and_then(|v| v.as_s().ok()).unwrap()
 }
+
+/// Helpers for driving the HTTP router directly, as the Lambda runtime and the local server do.
+pub mod http {
+    use eventstore_dynamodb::DynamoEventLog;
+    use eventstore_http::{App, Mount};
+    use lambda_http::{Body, Request};
+
+    /// Status, headers and parsed JSON body of a response.
+    pub struct Answer {
+        pub status: u16,
+        pub headers: lambda_http::http::HeaderMap,
+        pub text: String,
+        pub json: serde_json::Value,
+    }
+
+    pub fn request(method: &str, uri: &str, body: Option<&str>) -> Request {
+        lambda_http::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body.map_or(Body::Empty, |b| Body::Text(b.to_owned())))
+            .unwrap()
+    }
+
+    pub fn app(store: &super::TestStore, mount: Mount) -> App<DynamoEventLog> {
+        App::new(store.store.clone(), mount)
+    }
+
+    pub async fn call(app: &App<DynamoEventLog>, request: Request) -> Answer {
+        answer(app.handle(request, "test").await)
+    }
+
+    pub fn answer(response: lambda_http::Response<Body>) -> Answer {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match response.body() {
+            Body::Text(t) => t.clone(),
+            other => panic!("responses must be text bodies, got {other:?}"),
+        };
+        let json = serde_json::from_str(&text).unwrap();
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+}

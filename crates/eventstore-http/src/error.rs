@@ -52,7 +52,11 @@ impl ApiError {
                 "message": v.to_string(),
                 "field": v.field,
             }),
-            Self::Store(StoreError::PayloadTooLarge { what, actual, limit }) => json!({
+            Self::Store(StoreError::PayloadTooLarge {
+                what,
+                actual,
+                limit,
+            }) => json!({
                 "code": "PayloadTooLarge",
                 "message": format!("{what} is {actual} bytes, over the limit of {limit} bytes"),
                 "limit": limit,

@@ -74,7 +74,10 @@ impl<L: EventLog> App<L> {
     }
 
     /// Entry point of the Lambda functions: takes the request id from the invocation.
-    pub async fn handle_lambda(&self, request: Request) -> Result<Response<Body>, std::convert::Infallible> {
+    pub async fn handle_lambda(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
         let request_id = match request.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
             _ => None,
@@ -105,7 +108,10 @@ impl<L: EventLog> App<L> {
         response
     }
 
-    async fn dispatch(&self, request: Request) -> (Option<Route>, Result<Response<Body>, ApiError>) {
+    async fn dispatch(
+        &self,
+        request: Request,
+    ) -> (Option<Route>, Result<Response<Body>, ApiError>) {
         let route = match match_route(request.method(), request.uri().path()) {
             Ok(Some(route)) if self.mount.serves(route.side()) => route,
             Ok(_) => {
@@ -133,7 +139,10 @@ impl<L: EventLog> App<L> {
                     });
                 }
                 let parsed = request::parse_append(body)?;
-                let out = self.store.append(stream, parsed.expected, &parsed.batch).await?;
+                let out = self
+                    .store
+                    .append(stream, parsed.expected, &parsed.batch)
+                    .await?;
                 let status = if out.created {
                     StatusCode::CREATED
                 } else {
@@ -172,8 +181,14 @@ impl<L: EventLog> App<L> {
                 ))
             }
             Route::ReadAll => self.global(&GlobalFilter::All, &query).await,
-            Route::ReadType(t) => self.global(&GlobalFilter::EventType(t.clone()), &query).await,
-            Route::ReadCategory(c) => self.global(&GlobalFilter::Category(c.clone()), &query).await,
+            Route::ReadType(t) => {
+                self.global(&GlobalFilter::EventType(t.clone()), &query)
+                    .await
+            }
+            Route::ReadCategory(c) => {
+                self.global(&GlobalFilter::Category(c.clone()), &query)
+                    .await
+            }
         }
     }
 

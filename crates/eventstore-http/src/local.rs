@@ -31,7 +31,11 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
-pub async fn serve<L, F>(app: Arc<App<L>>, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+pub async fn serve<L, F>(
+    app: Arc<App<L>>,
+    listener: TcpListener,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     L: EventLog + 'static,
     F: std::future::Future<Output = ()>,
@@ -58,7 +62,10 @@ where
     }
 }
 
-async fn answer<L: EventLog>(app: &App<L>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn answer<L: EventLog>(
+    app: &App<L>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let request_id = uuid::Uuid::now_v7().to_string();
     let (parts, body) = req.into_parts();
     let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {

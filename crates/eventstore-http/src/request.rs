@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use eventstore_core::limits::{DEFAULT_READ_LIMIT, MAX_EVENTS_PER_APPEND, MAX_READ_LIMIT};
 use eventstore_core::{
-    AppendBatch, Direction, EventData, EventType, ExpectedVersion, Metadata, NewEvent,
-    StreamRead, ValidationError,
+    AppendBatch, Direction, EventData, EventType, ExpectedVersion, Metadata, NewEvent, StreamRead,
+    ValidationError,
 };
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -27,7 +27,10 @@ fn reject_unknown(obj: &Object, allowed: &[&str], prefix: &str) -> Result<(), Va
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(invalid(
             format!("{prefix}{unknown}"),
-            format!("is not a known field (expected one of: {})", allowed.join(", ")),
+            format!(
+                "is not a known field (expected one of: {})",
+                allowed.join(", ")
+            ),
         )),
         None => Ok(()),
     }
@@ -128,7 +131,12 @@ fn parse_event(raw: &RawValue, i: usize) -> Result<NewEvent, ValidationError> {
         }
     };
     let data = match obj.get("data") {
-        None => return Err(invalid(field("data"), "is required (any JSON value, null included)")),
+        None => {
+            return Err(invalid(
+                field("data"),
+                "is required (any JSON value, null included)",
+            ))
+        }
         Some(raw) => EventData::from_raw(raw.clone()),
     };
     let metadata = match obj.get("metadata") {
@@ -141,7 +149,10 @@ fn parse_event(raw: &RawValue, i: usize) -> Result<NewEvent, ValidationError> {
             .ok()
             .filter(|v| *v >= 1)
             .ok_or_else(|| {
-                invalid(field("schemaVersion"), "must be a whole number from 1 to 4294967295")
+                invalid(
+                    field("schemaVersion"),
+                    "must be a whole number from 1 to 4294967295",
+                )
             })?,
     };
     Ok(NewEvent {
@@ -220,7 +231,10 @@ mod tests {
         let parsed = parse_append(body.as_bytes()).unwrap();
         assert_eq!(parsed.expected, ExpectedVersion::Exact(2));
         let e = &parsed.batch.events()[0];
-        assert_eq!(e.event_id.to_string(), "0190c1f4-0000-7000-8000-000000000001");
+        assert_eq!(
+            e.event_id.to_string(),
+            "0190c1f4-0000-7000-8000-000000000001"
+        );
         assert_eq!(e.data.as_json(), r#"{"amount": 500}"#);
         assert_eq!(e.metadata.as_json(), r#"{"c": 1}"#);
         assert_eq!(e.schema_version, 2);
@@ -244,7 +258,8 @@ mod tests {
             ("\"stream_exists\"", ExpectedVersion::StreamExists),
             ("\"any\"", ExpectedVersion::Any),
         ] {
-            let body = format!(r#"{{"expectedVersion":{text},"events":[{{"eventType":"A","data":1}}]}}"#);
+            let body =
+                format!(r#"{{"expectedVersion":{text},"events":[{{"eventType":"A","data":1}}]}}"#);
             assert_eq!(parse_append(body.as_bytes()).unwrap().expected, want);
         }
     }
@@ -258,21 +273,63 @@ mod tests {
             (r#"{"events":[]}"#, "events".to_owned()),
             (r#"{}"#, "events".to_owned()),
             (r#"{"events":{}}"#, "events".to_owned()),
-            (&format!(r#"{{"expectedVersion":-1,"events":[{ev}]}}"#), "expectedVersion".to_owned()),
-            (&format!(r#"{{"expectedVersion":1.5,"events":[{ev}]}}"#), "expectedVersion".to_owned()),
-            (&format!(r#"{{"expectedVersion":"latest","events":[{ev}]}}"#), "expectedVersion".to_owned()),
-            (&format!(r#"{{"expectedVersion":null,"events":[{ev}]}}"#), "expectedVersion".to_owned()),
-            (&format!(r#"{{"extra":1,"events":[{ev}]}}"#), "extra".to_owned()),
+            (
+                &format!(r#"{{"expectedVersion":-1,"events":[{ev}]}}"#),
+                "expectedVersion".to_owned(),
+            ),
+            (
+                &format!(r#"{{"expectedVersion":1.5,"events":[{ev}]}}"#),
+                "expectedVersion".to_owned(),
+            ),
+            (
+                &format!(r#"{{"expectedVersion":"latest","events":[{ev}]}}"#),
+                "expectedVersion".to_owned(),
+            ),
+            (
+                &format!(r#"{{"expectedVersion":null,"events":[{ev}]}}"#),
+                "expectedVersion".to_owned(),
+            ),
+            (
+                &format!(r#"{{"extra":1,"events":[{ev}]}}"#),
+                "extra".to_owned(),
+            ),
             (r#"{"events":[1]}"#, "events[0]".to_owned()),
-            (r#"{"events":[{"data":1}]}"#, "events[0].eventType".to_owned()),
-            (r#"{"events":[{"eventType":"bad type","data":1}]}"#, "events[0].eventType".to_owned()),
-            (r#"{"events":[{"eventType":7,"data":1}]}"#, "events[0].eventType".to_owned()),
-            (r#"{"events":[{"eventType":"A"}]}"#, "events[0].data".to_owned()),
-            (r#"{"events":[{"eventType":"A","data":1,"metadata":[]}]}"#, "events[0].metadata".to_owned()),
-            (r#"{"events":[{"eventType":"A","data":1,"schemaVersion":0}]}"#, "events[0].schemaVersion".to_owned()),
-            (r#"{"events":[{"eventType":"A","data":1,"schemaVersion":"1"}]}"#, "events[0].schemaVersion".to_owned()),
-            (r#"{"events":[{"eventType":"A","data":1,"eventId":"nope"}]}"#, "events[0].eventId".to_owned()),
-            (r#"{"events":[{"eventType":"A","data":1,"eventid":"x"}]}"#, "events[0].eventid".to_owned()),
+            (
+                r#"{"events":[{"data":1}]}"#,
+                "events[0].eventType".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"bad type","data":1}]}"#,
+                "events[0].eventType".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":7,"data":1}]}"#,
+                "events[0].eventType".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A"}]}"#,
+                "events[0].data".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A","data":1,"metadata":[]}]}"#,
+                "events[0].metadata".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A","data":1,"schemaVersion":0}]}"#,
+                "events[0].schemaVersion".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A","data":1,"schemaVersion":"1"}]}"#,
+                "events[0].schemaVersion".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A","data":1,"eventId":"nope"}]}"#,
+                "events[0].eventId".to_owned(),
+            ),
+            (
+                r#"{"events":[{"eventType":"A","data":1,"eventid":"x"}]}"#,
+                "events[0].eventid".to_owned(),
+            ),
         ];
         for (body, field) in cases {
             assert_eq!(field_of(body), field, "{body}");
@@ -283,9 +340,15 @@ mod tests {
     fn query_parameters_are_checked() {
         let q = Query::parse(Some("from=5&limit=1000&direction=backward")).unwrap();
         let read = q.stream_read().unwrap();
-        assert_eq!((read.from, read.limit, read.direction), (Some(5), 1000, Direction::Backward));
+        assert_eq!(
+            (read.from, read.limit, read.direction),
+            (Some(5), 1000, Direction::Backward)
+        );
         let read = Query::parse(None).unwrap().stream_read().unwrap();
-        assert_eq!((read.from, read.limit, read.direction), (None, 100, Direction::Forward));
+        assert_eq!(
+            (read.from, read.limit, read.direction),
+            (None, 100, Direction::Forward)
+        );
         for (q, field) in [
             ("from=0", "from"),
             ("from=-1", "from"),
@@ -295,7 +358,9 @@ mod tests {
             ("direction=sideways", "direction"),
             ("limit=1&limit=2", "limit"),
         ] {
-            let err = Query::parse(Some(q)).and_then(|q| q.stream_read()).unwrap_err();
+            let err = Query::parse(Some(q))
+                .and_then(|q| q.stream_read())
+                .unwrap_err();
             assert_eq!(err.field, field, "{q}");
         }
     }

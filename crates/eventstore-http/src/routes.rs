@@ -80,12 +80,25 @@ mod tests {
     #[test]
     fn every_contract_route_matches() {
         let id = StreamId::parse("Order-1", "s").unwrap();
-        assert_eq!(route(Method::POST, "/streams/Order-1/events"), Some(Route::Append(id.clone())));
-        assert_eq!(route(Method::GET, "/streams/Order-1/events"), Some(Route::ReadStream(id.clone())));
-        assert_eq!(route(Method::GET, "/streams/Order-1"), Some(Route::StreamInfo(id)));
+        assert_eq!(
+            route(Method::POST, "/streams/Order-1/events"),
+            Some(Route::Append(id.clone()))
+        );
+        assert_eq!(
+            route(Method::GET, "/streams/Order-1/events"),
+            Some(Route::ReadStream(id.clone()))
+        );
+        assert_eq!(
+            route(Method::GET, "/streams/Order-1"),
+            Some(Route::StreamInfo(id))
+        );
         assert_eq!(route(Method::GET, "/all/events"), Some(Route::ReadAll));
-        assert!(matches!(route(Method::GET, "/types/A.B/events"), Some(Route::ReadType(t)) if t.as_str() == "A.B"));
-        assert!(matches!(route(Method::GET, "/categories/Order/events"), Some(Route::ReadCategory(c)) if c.as_str() == "Order"));
+        assert!(
+            matches!(route(Method::GET, "/types/A.B/events"), Some(Route::ReadType(t)) if t.as_str() == "A.B")
+        );
+        assert!(
+            matches!(route(Method::GET, "/categories/Order/events"), Some(Route::ReadCategory(c)) if c.as_str() == "Order")
+        );
     }
 
     #[test]

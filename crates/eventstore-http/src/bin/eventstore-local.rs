@@ -24,7 +24,8 @@ async fn main() -> ExitCode {
     };
     let config = eventstore_dynamodb::Config::from_env();
     let client = eventstore_dynamodb::client_from_env().await;
-    if let Err(err) = eventstore_dynamodb::create_events_table(&client, &config.events_table).await {
+    if let Err(err) = eventstore_dynamodb::create_events_table(&client, &config.events_table).await
+    {
         eprintln!(
             "could not create table {} at {}: {err}",
             config.events_table,
