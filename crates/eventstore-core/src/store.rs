@@ -131,7 +131,14 @@ impl<L: EventLog> EventStore<L> {
         current: u64,
         batch: &AppendBatch,
     ) -> Result<AppendOutcome, StoreError> {
-        let (first, last) = positions(current, batch)?;
+        let Some((first, last)) = versions_after(current, batch.len()) else {
+            // No stream can be at a version this close to u64::MAX.
+            let actual = self.log.tail(stream, 0).await?.version;
+            return Err(StoreError::WrongExpectedVersion {
+                expected,
+                current: actual,
+            });
+        };
         match self
             .log
             .write(stream, first, batch.events(), Timestamp::now(), current > 0)
@@ -297,7 +304,7 @@ impl<L: EventLog> EventStore<L> {
                     bytes += event.payload_bytes();
                     events.push(event);
                 }
-                next += 1;
+                next = next.saturating_add(1);
             }
             if gap || !page.more || events.len() == limit {
                 break;

@@ -55,6 +55,15 @@ pub fn global_bucket(position: u64) -> u64 {
     position / GLOBAL_BUCKET_SIZE
 }
 
+/// The highest position bucket `bucket` can hold; `None` for the last, partial bucket of the
+/// `u64` range.
+pub fn last_position_of_bucket(bucket: u64) -> Option<u64> {
+    bucket
+        .checked_add(1)?
+        .checked_mul(GLOBAL_BUCKET_SIZE)
+        .map(|end| end - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +91,8 @@ mod tests {
         assert_eq!(global_bucket(999), 0);
         assert_eq!(global_bucket(1000), 1);
         assert_eq!(global_bucket(2500), 2);
+        assert_eq!(last_position_of_bucket(0), Some(999));
+        assert_eq!(last_position_of_bucket(2), Some(2999));
+        assert_eq!(last_position_of_bucket(global_bucket(u64::MAX)), None);
     }
 }

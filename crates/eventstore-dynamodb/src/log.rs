@@ -376,7 +376,9 @@ impl EventLog for DynamoEventLog {
                 Some(key) => start = Some(key),
                 // The bucket is exhausted. Only if it was full up to its last position can the
                 // next bucket continue the sequence without a gap.
-                None if last_position == Some((bucket + 1) * keys::GLOBAL_BUCKET_SIZE - 1) => {
+                None if last_position.is_some()
+                    && last_position == keys::last_position_of_bucket(bucket) =>
+                {
                     bucket += 1;
                 }
                 None => {
