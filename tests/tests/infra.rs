@@ -10,7 +10,9 @@ fn template() -> Value {
 }
 
 fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_else(|| panic!("expected a plain string, got {v:?}")).to_owned()
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a plain string, got {v:?}"))
+        .to_owned()
 }
 
 fn pairs(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
@@ -45,7 +47,10 @@ fn table_definition_matches_the_sam_template() {
     };
     assert_eq!(declared, events_table_shape());
     // Things only the deployed table has, which the events must never lose.
-    assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], Value::Bool(true));
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        Value::Bool(true)
+    );
     assert_eq!(text(&table["DeletionPolicy"]), "Retain");
 }
 
@@ -68,13 +73,28 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
     let want = [
         ("$default", "integrations/${ReadIntegration}"),
         ("GET /all/events", "integrations/${ReadIntegration}"),
-        ("GET /categories/{category}/events", "integrations/${ReadIntegration}"),
+        (
+            "GET /categories/{category}/events",
+            "integrations/${ReadIntegration}",
+        ),
         ("GET /streams/{streamId}", "integrations/${ReadIntegration}"),
-        ("GET /streams/{streamId}/events", "integrations/${ReadIntegration}"),
-        ("GET /types/{eventType}/events", "integrations/${ReadIntegration}"),
-        ("POST /streams/{streamId}/events", "integrations/${AppendIntegration}"),
+        (
+            "GET /streams/{streamId}/events",
+            "integrations/${ReadIntegration}",
+        ),
+        (
+            "GET /types/{eventType}/events",
+            "integrations/${ReadIntegration}",
+        ),
+        (
+            "POST /streams/{streamId}/events",
+            "integrations/${AppendIntegration}",
+        ),
     ];
-    let want: Vec<(String, String)> = want.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect();
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| ((*a).into(), (*b).into()))
+        .collect();
     assert_eq!(routes, want);
     let functions: Vec<String> = resources
         .values()

@@ -17,6 +17,9 @@ pub const MAX_EVENT_PAYLOAD_BYTES: usize = 256 * 1024;
 /// `TransactWriteItems` accepts at most 4 MB in one request; 3 MiB of payload leaves room for
 /// 100 envelopes. It also keeps a request under Lambda's 6 MB synchronous payload limit.
 pub const MAX_APPEND_PAYLOAD_BYTES: usize = 3 * 1024 * 1024;
+/// Highest version or global position the store accepts or hands out: 2^63 - 1, so that
+/// every client's signed 64-bit integer holds them.
+pub const MAX_POSITION: u64 = i64::MAX as u64;
 /// Events one read returns at most.
 pub const MAX_READ_LIMIT: usize = 1000;
 /// Default number of events a read returns.

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::limits::{DEFAULT_READ_LIMIT, MAX_APPEND_ATTEMPTS, MAX_READ_LIMIT, MAX_READ_PAGE_BYTES};
+use crate::limits::{
+    DEFAULT_READ_LIMIT, MAX_APPEND_ATTEMPTS, MAX_POSITION, MAX_READ_LIMIT, MAX_READ_PAGE_BYTES,
+};
 use crate::port::LogPage;
 use crate::version::versions_after;
 use crate::{
@@ -90,10 +92,13 @@ pub(crate) fn validate_limit(limit: usize) -> Result<(), ValidationError> {
 }
 
 fn validate_from(from: u64) -> Result<(), ValidationError> {
-    if from == 0 {
-        Err(ValidationError::new("from", "must be 1 or more"))
-    } else {
+    if (1..=MAX_POSITION).contains(&from) {
         Ok(())
+    } else {
+        Err(ValidationError::new(
+            "from",
+            format!("must be between 1 and {MAX_POSITION}"),
+        ))
     }
 }
 
@@ -289,24 +294,29 @@ impl<L: EventLog> EventStore<L> {
                 .log
                 .read_global(next, page_size, MAX_READ_PAGE_BYTES.saturating_sub(bytes))
                 .await?;
-            let mut gap = page.events.is_empty();
+            // Stop at the first hole, at `limit` matches, or at the byte budget.
+            let mut stop = page.events.is_empty();
             for event in page.events {
                 if event.global_position != Some(next) {
-                    gap = true;
+                    stop = true;
                     break;
                 }
                 if filter.matches(&event) {
-                    let over_budget = bytes + event.payload_bytes() > MAX_READ_PAGE_BYTES;
-                    if events.len() == limit || (over_budget && !events.is_empty()) {
-                        gap = true;
+                    let size = event.payload_bytes();
+                    if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
+                        stop = true;
                         break;
                     }
-                    bytes += event.payload_bytes();
+                    bytes += size;
                     events.push(event);
                 }
                 next = next.saturating_add(1);
+                if events.len() == limit {
+                    stop = true;
+                    break;
+                }
             }
-            if gap || !page.more || events.len() == limit {
+            if stop || !page.more {
                 break;
             }
         }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use eventstore_core::limits::{DEFAULT_READ_LIMIT, MAX_EVENTS_PER_APPEND, MAX_READ_LIMIT};
+use eventstore_core::limits::{
+    DEFAULT_READ_LIMIT, MAX_EVENTS_PER_APPEND, MAX_POSITION, MAX_READ_LIMIT,
+};
 use eventstore_core::{
     AppendBatch, Direction, EventData, EventType, ExpectedVersion, Metadata, NewEvent, StreamRead,
     ValidationError,
@@ -96,11 +98,15 @@ fn parse_expected(raw: &RawValue) -> Result<ExpectedVersion, ValidationError> {
         };
     }
     serde_json::from_str::<u64>(text)
+        .ok()
+        .filter(|v| *v <= MAX_POSITION)
         .map(ExpectedVersion::Exact)
-        .map_err(|_| {
+        .ok_or_else(|| {
             invalid(
                 field,
-                "must be a whole number >= 0, \"no_stream\", \"stream_exists\" or \"any\"",
+                format!(
+                    "must be a whole number from 0 to {MAX_POSITION}, \"no_stream\", \"stream_exists\" or \"any\""
+                ),
             )
         })
 }
@@ -190,7 +196,7 @@ impl Query {
     }
 
     pub fn from(&self) -> Result<Option<u64>, ValidationError> {
-        self.number("from", 1, u64::MAX)
+        self.number("from", 1, MAX_POSITION)
     }
 
     pub fn limit(&self) -> Result<usize, ValidationError> {
@@ -353,6 +359,7 @@ mod tests {
             ("from=0", "from"),
             ("from=-1", "from"),
             ("from=abc", "from"),
+            ("from=9223372036854775808", "from"),
             ("limit=0", "limit"),
             ("limit=1001", "limit"),
             ("direction=sideways", "direction"),
