@@ -103,3 +103,72 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
         .collect();
     assert_eq!(functions, ["rust-cargolambda", "rust-cargolambda"]);
 }
+
+#[tokio::test]
+async fn the_created_table_has_exactly_that_shape() {
+    let t = eventstore_tests::TestStore::new().await;
+    let table = t
+        .client
+        .describe_table()
+        .table_name(&t.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let key = |k: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+        k.iter()
+            .map(|e| {
+                (
+                    e.attribute_name().to_owned(),
+                    e.key_type().as_str().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut attributes: Vec<(String, String)> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    let mut want = events_table_shape();
+    attributes.sort();
+    want.attributes.sort();
+    let described = TableShape {
+        attributes,
+        key: key(table.key_schema()),
+        indexes: table
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| IndexShape {
+                name: i.index_name().unwrap().to_owned(),
+                key: key(i.key_schema()),
+                projection: i
+                    .projection()
+                    .unwrap()
+                    .projection_type()
+                    .unwrap()
+                    .as_str()
+                    .to_owned(),
+            })
+            .collect(),
+        billing_mode: table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .unwrap()
+            .as_str()
+            .to_owned(),
+        stream_view_type: table
+            .stream_specification()
+            .and_then(|s| s.stream_view_type())
+            .unwrap()
+            .as_str()
+            .to_owned(),
+    };
+    assert_eq!(described, want);
+}

@@ -12,6 +12,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "LimitExceededException",
     "InternalServerError",
     "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
 ];
 
 /// Maps a failure that remained after the SDK's own retries. Throttling, 5xx answers,

@@ -21,6 +21,12 @@ use crate::keys;
 /// transaction touching the same item at the same moment) before giving up as unavailable.
 const TRANSACTION_CONFLICT_ATTEMPTS: u32 = 5;
 
+/// Jittered wait before retrying a write that met a concurrent transaction: 5 ms up to
+/// 20 ms doubling per attempt.
+fn conflict_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(fastrand::u64(5..(20u64 << attempt.min(6))))
+}
+
 /// The events table, seen through the core's [`EventLog`] port.
 #[derive(Debug, Clone)]
 pub struct DynamoEventLog {
@@ -118,23 +124,36 @@ impl DynamoEventLog {
         event: &NewEvent,
         created_at: Timestamp,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(new_item(stream, version, event, created_at)?))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(se))
-                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(Err(WriteConflict::VersionTaken))
+        let item = new_item(stream, version, event, created_at)?;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", keys::PK)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(SdkError::ServiceError(se))
+                    if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    return Ok(Err(WriteConflict::VersionTaken));
+                }
+                // A transaction is writing the same item right now: wait for it to settle,
+                // then the condition decides.
+                Err(SdkError::ServiceError(se))
+                    if matches!(se.err(), PutItemError::TransactionConflictException(_))
+                        && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS =>
+                {
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(from_sdk("PutItem", e)),
             }
-            Err(e) => Err(from_sdk("PutItem", e)),
         }
     }
 
@@ -230,7 +249,7 @@ impl DynamoEventLog {
             }
             if codes.contains(&"TransactionConflict") && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS
             {
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(5..(20 << attempt)))).await;
+                tokio::time::sleep(conflict_backoff(attempt)).await;
                 continue;
             }
             return Err(from_sdk("TransactWriteItems", err));

@@ -1,7 +1,7 @@
 //! The events table's definition. `infra/template.yaml` declares the same table; the test
 //! `table_definition_matches_the_sam_template` keeps the two equal.
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
@@ -13,11 +13,12 @@ use serde::Serialize;
 use crate::error::from_sdk;
 use crate::keys;
 
-/// The table's shape as plain data, for comparison with the SAM template.
+/// The table's shape as plain data: the single definition that [`create_events_table`]
+/// turns into a CreateTable request and the template test compares with the SAM template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableShape {
-    /// (name, type) of every key attribute.
+    /// (name, S|N) of every key attribute.
     pub attributes: Vec<(String, String)>,
     /// (name, HASH|RANGE) of the table key.
     pub key: Vec<(String, String)>,
@@ -36,108 +37,97 @@ pub struct IndexShape {
     pub projection: String,
 }
 
-fn attributes() -> Vec<AttributeDefinition> {
-    let def = |name: &str, ty: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ty)
-            .build()
-    };
-    [
-        def(keys::PK, ScalarAttributeType::S),
-        def(keys::SK, ScalarAttributeType::S),
-        def(keys::GLOBAL_BUCKET, ScalarAttributeType::N),
-        def(keys::GLOBAL_POSITION, ScalarAttributeType::N),
-    ]
-    .into_iter()
-    .collect::<Result<_, _>>()
-    .unwrap_or_default()
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
 }
 
-fn key(hash: &str, range: &str) -> Vec<KeySchemaElement> {
-    [(hash, KeyType::Hash), (range, KeyType::Range)]
-        .into_iter()
-        .filter_map(|(name, ty)| {
+/// The events table: see [`keys`] for what the attributes hold.
+pub fn events_table_shape() -> TableShape {
+    TableShape {
+        attributes: pairs(&[
+            (keys::PK, "S"),
+            (keys::SK, "S"),
+            (keys::GLOBAL_BUCKET, "N"),
+            (keys::GLOBAL_POSITION, "N"),
+        ]),
+        key: pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")]),
+        // Projection ALL: a global read is one Query per page, with no GetItem per event.
+        indexes: vec![IndexShape {
+            name: keys::GLOBAL_ORDER_INDEX.to_owned(),
+            key: pairs(&[
+                (keys::GLOBAL_BUCKET, "HASH"),
+                (keys::GLOBAL_POSITION, "RANGE"),
+            ]),
+            projection: "ALL".to_owned(),
+        }],
+        billing_mode: "PAY_PER_REQUEST".to_owned(),
+        // The sequencer and projections read new images from the table's stream.
+        stream_view_type: "NEW_IMAGE".to_owned(),
+    }
+}
+
+fn key_schema(key: &[(String, String)]) -> Result<Vec<KeySchemaElement>, BuildError> {
+    key.iter()
+        .map(|(name, kind)| {
             KeySchemaElement::builder()
                 .attribute_name(name)
-                .key_type(ty)
+                .key_type(KeyType::from(kind.as_str()))
                 .build()
-                .ok()
         })
         .collect()
 }
 
-fn global_order_index() -> Option<GlobalSecondaryIndex> {
-    // ALL: a global read is then one Query per page, with no follow-up GetItem per event.
-    GlobalSecondaryIndex::builder()
-        .index_name(keys::GLOBAL_ORDER_INDEX)
-        .set_key_schema(Some(key(keys::GLOBAL_BUCKET, keys::GLOBAL_POSITION)))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .ok()
-}
-
-/// The shape [`create_events_table`] creates.
-pub fn events_table_shape() -> TableShape {
-    let pairs = |k: &[KeySchemaElement]| {
-        k.iter()
-            .map(|e| {
-                (
-                    e.attribute_name().to_owned(),
-                    e.key_type().as_str().to_owned(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    TableShape {
-        attributes: attributes()
-            .iter()
-            .map(|a| {
-                (
-                    a.attribute_name().to_owned(),
-                    a.attribute_type().as_str().to_owned(),
-                )
-            })
-            .collect(),
-        key: pairs(&key(keys::PK, keys::SK)),
-        indexes: global_order_index()
-            .into_iter()
-            .map(|i| IndexShape {
-                name: i.index_name().to_owned(),
-                key: pairs(i.key_schema()),
-                projection: i
-                    .projection()
-                    .and_then(|p| p.projection_type())
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default(),
-            })
-            .collect(),
-        billing_mode: BillingMode::PayPerRequest.as_str().to_owned(),
-        stream_view_type: StreamViewType::NewImage.as_str().to_owned(),
-    }
+fn build_error(e: BuildError) -> StoreError {
+    StoreError::internal("building the CreateTable request", e)
 }
 
 /// Creates the events table for local use if it does not exist, and waits until it is active.
 /// Deployed stacks get the table from `infra/template.yaml` instead.
 pub async fn create_events_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let shape = events_table_shape();
+    let attributes = shape
+        .attributes
+        .iter()
+        .map(|(name, kind)| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    let indexes = shape
+        .indexes
+        .iter()
+        .map(|index| {
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(&index.key)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(index.projection.as_str()))
+                        .build(),
+                )
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(shape.stream_view_type.as_str()))
+        .build()
+        .map_err(build_error)?;
     let created = client
         .create_table()
         .table_name(table)
-        .set_attribute_definitions(Some(attributes()))
-        .set_key_schema(Some(key(keys::PK, keys::SK)))
-        .set_global_secondary_indexes(global_order_index().map(|i| vec![i]))
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .map_err(|e| StoreError::internal("building the stream specification", e))?,
-        )
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(&shape.key).map_err(build_error)?))
+        .set_global_secondary_indexes(Some(indexes))
+        .billing_mode(BillingMode::from(shape.billing_mode.as_str()))
+        .stream_specification(stream)
         .send()
         .await;
     match created {
