@@ -17,8 +17,8 @@ pub enum ApiError {
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     /// The request body is larger than any valid request can be.
-    #[error("request body is {actual} bytes, over the limit of {limit} bytes")]
-    BodyTooLarge { actual: usize, limit: usize },
+    #[error("request body is over the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
 }
 
 impl From<ValidationError> for ApiError {
@@ -61,9 +61,9 @@ impl ApiError {
                 "message": format!("{what} is {actual} bytes, over the limit of {limit} bytes"),
                 "limit": limit,
             }),
-            Self::BodyTooLarge { actual, limit } => json!({
+            Self::BodyTooLarge { limit } => json!({
                 "code": "PayloadTooLarge",
-                "message": format!("the request body is {actual} bytes, over the limit of {limit} bytes"),
+                "message": format!("the request body is over the limit of {limit} bytes"),
                 "limit": limit,
             }),
             Self::Store(StoreError::StreamNotFound(stream)) => json!({

@@ -134,7 +134,6 @@ impl<L: EventLog> App<L> {
                 let body = request.body().as_ref();
                 if body.len() > MAX_BODY_BYTES {
                     return Err(ApiError::BodyTooLarge {
-                        actual: body.len(),
                         limit: MAX_BODY_BYTES,
                     });
                 }

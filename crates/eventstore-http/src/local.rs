@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use eventstore_core::EventLog;
-use http_body_util::{BodyExt, Full, Limited};
+use eventstore_core::ValidationError;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -79,10 +80,14 @@ async fn answer<L: EventLog>(
             app.handle(lambda_http::Request::from_parts(parts, body), &request_id)
                 .await
         }
-        Err(_) => ApiError::BodyTooLarge {
-            actual: MAX_BODY_BYTES + 1,
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => ApiError::BodyTooLarge {
             limit: MAX_BODY_BYTES,
         }
+        .into_response(),
+        Err(err) => ApiError::from(ValidationError::new(
+            "body",
+            format!("could not be read: {err}"),
+        ))
         .into_response(),
     };
     let (parts, body) = response.into_parts();

@@ -1,0 +1,73 @@
+//! The local server (`make dev`) serves the same router over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use eventstore_http::{local, App, Mount, MAX_BODY_BYTES};
+use eventstore_tests::TestStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends one HTTP/1.1 request and returns (status, body).
+async fn send(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before it has read an oversized body.
+    let _ = conn.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_server_answers_with_the_shared_router() {
+    let t = TestStore::new().await;
+    let app = Arc::new(App::new(t.store.clone(), Mount::All));
+    let listener = local::bind(0).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, body) = send(
+        port,
+        "POST",
+        "/streams/Local-1/events",
+        br#"{"events":[{"eventType":"Started","data":{"n":1}}]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(port, "GET", "/streams/Local-1", b"").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"streamId":"Local-1","category":"Local","version":1}"#
+        )
+    );
+    let (status, body) = send(port, "GET", "/nowhere", b"").await;
+    assert_eq!(status, 404);
+    assert!(body.contains(r#""code":"NotFound""#), "{body}");
+
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+    let (status, body) = send(port, "POST", "/streams/Local-1/events", &huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        t.raw_items(&eventstore_core::StreamId::parse("Local-1", "s").unwrap())
+            .await
+            .len(),
+        1
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
