@@ -48,6 +48,64 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// Turns the successful answer to every `every`-th write (PutItem, TransactWriteItems) into
+/// a 500, on the first attempt only: the write has happened, its answer is lost, and the
+/// SDK retries it. This is the ambiguous failure every client of DynamoDB must survive.
+#[derive(Debug, Clone)]
+pub struct LoseWriteAnswers {
+    every: u32,
+    writes: Arc<std::sync::atomic::AtomicU32>,
+    lost: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl LoseWriteAnswers {
+    pub fn every(every: u32) -> Self {
+        Self {
+            every,
+            writes: Arc::default(),
+            lost: Arc::default(),
+        }
+    }
+
+    /// How many answers were lost so far.
+    pub fn lost(&self) -> u32 {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Intercept for LoseWriteAnswers {
+    fn name(&self) -> &'static str {
+        "LoseWriteAnswers"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering;
+        let write = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| matches!(m.name(), "PutItem" | "TransactWriteItems"));
+        let first_attempt = cfg
+            .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
+            .is_some_and(|a| a.attempts() == 1);
+        let response = context.response_mut();
+        if write && first_attempt && response.status().as_u16() == 200 {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if n % self.every == 0 {
+                *response.status_mut() = 500u16.try_into()?;
+                *response.body_mut() = aws_smithy_types::body::SdkBody::from(
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost in transit"}"#,
+                );
+                self.lost.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A store over a new, empty events table.
 pub struct TestStore {
     pub store: EventStore<DynamoEventLog>,
@@ -62,10 +120,22 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 impl TestStore {
     pub async fn new() -> Self {
+        Self::build(None).await
+    }
+
+    /// A store whose client loses the answers to some writes (see [`LoseWriteAnswers`]).
+    pub async fn losing_answers(lose: LoseWriteAnswers) -> Self {
+        Self::build(Some(lose)).await
+    }
+
+    async fn build(lose: Option<LoseWriteAnswers>) -> Self {
         let requests = RequestCounter::default();
-        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
-            .interceptor(requests.clone())
-            .build();
+        let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+            .interceptor(requests.clone());
+        if let Some(lose) = lose {
+            config = config.interceptor(lose);
+        }
+        let config = config.build();
         let client = Client::from_conf(config);
         let table = format!("test-{}", uuid::Uuid::new_v4().simple());
         create_events_table(&client, &table)

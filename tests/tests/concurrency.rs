@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use eventstore_core::{AppendBatch, EventStore, ExpectedVersion, StoreError, StreamId, StreamRead};
 use eventstore_dynamodb::DynamoEventLog;
-use eventstore_tests::{event, stream, TestStore};
+use eventstore_tests::{event, stream, LoseWriteAnswers, TestStore};
 use uuid::Uuid;
 
 const WRITERS: usize = 16;
@@ -57,7 +57,10 @@ async fn writer(
 }
 
 async fn run(mode: Mode) {
-    let t = TestStore::new().await;
+    check(TestStore::new().await, mode).await;
+}
+
+async fn check(t: TestStore, mode: Mode) {
     let store = Arc::new(t.store.clone());
     let id = stream("Contended");
     let tasks: Vec<_> = (0..WRITERS)
@@ -108,4 +111,19 @@ async fn sixteen_writers_with_exact_versions_lose_and_double_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_writers_with_any_lose_and_double_nothing() {
     run(Mode::Any).await;
+}
+
+/// The answers to every 3rd write are lost after the write landed; the SDK retries into the
+/// events it already stored. Idempotency by event id must turn that into one success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_whose_answers_are_lost_are_neither_lost_nor_doubled() {
+    for mode in [Mode::Exact, Mode::Any] {
+        let lose = LoseWriteAnswers::every(3);
+        check(TestStore::losing_answers(lose.clone()).await, mode).await;
+        assert!(
+            lose.lost() >= 50,
+            "{mode:?}: only {} answers lost",
+            lose.lost()
+        );
+    }
 }

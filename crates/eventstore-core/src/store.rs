@@ -195,6 +195,11 @@ impl<L: EventLog> EventStore<L> {
                 .await?
             {
                 Ok(()) => return Ok(outcome(stream, first, last, batch, true)),
+                // The write's own earlier attempt may have landed and only its answer got
+                // lost (the SDK then retried into our own events): check before moving on.
+                Err(_) if self.already_stored(stream, first, last, batch).await? => {
+                    return Ok(outcome(stream, first, last, batch, false));
+                }
                 Err(_) => tokio::time::sleep(backoff(attempt)).await,
             }
         }
