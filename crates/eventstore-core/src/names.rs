@@ -105,7 +105,10 @@ impl EventType {
         {
             return Err(ValidationError::new(
                 field,
-                format!("contains {bad:?}; only [A-Za-z0-9_.:-] are allowed"),
+                format!(
+                    "contains U+{:04X}; only [A-Za-z0-9_.:-] are allowed",
+                    u32::from(bad)
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))

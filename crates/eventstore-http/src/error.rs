@@ -68,7 +68,7 @@ impl ApiError {
             }),
             Self::Store(StoreError::StreamNotFound(stream)) => json!({
                 "code": "StreamNotFound",
-                "message": format!("stream {stream:?} has no events"),
+                "message": format!("stream '{stream}' has no events"),
             }),
             Self::Store(StoreError::WrongExpectedVersion { expected, current }) => json!({
                 "code": "WrongExpectedVersion",
