@@ -220,7 +220,7 @@ pub fn event(event_type: &str, json: &str) -> NewEvent {
     )
 }
 
-/// `n` small events numbered from `start`.
+/// `n` small events, numbered in their data.
 pub fn events(n: usize) -> Vec<NewEvent> {
     (0..n)
         .map(|i| event("Counted", &format!("{{\"n\":{i}}}")))
