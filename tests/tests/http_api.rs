@@ -231,3 +231,21 @@ async fn internal_failures_are_500_and_reveal_nothing() {
         json!({"error": {"code": "Internal", "message": "internal error"}})
     );
 }
+
+#[tokio::test]
+async fn data_nested_ten_thousand_levels_deep_is_stored_and_returned_whole() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let body = format!(r#"{{"events":[{{"eventType":"Deep","data":{deep}}}]}}"#);
+    let a = call(&api, request("POST", "/streams/Deep-1/events", Some(&body))).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let response = api
+        .handle(request("GET", "/streams/Deep-1/events", None), "test")
+        .await;
+    let text = match response.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(text.contains(&format!(r#""data":{deep}"#)));
+}
