@@ -14,8 +14,6 @@ pub const PK: &str = "PK";
 pub const SK: &str = "SK";
 
 pub const EVENT_ID: &str = "eventId";
-pub const STREAM_ID: &str = "streamId";
-pub const VERSION: &str = "version";
 pub const GLOBAL_POSITION: &str = "globalPosition";
 pub const GLOBAL_BUCKET: &str = "globalBucket";
 
@@ -37,10 +35,6 @@ pub fn stream_pk(stream_id: &str) -> String {
 /// the string order of sort keys is the numeric order of versions.
 pub fn version_sk(version: u64) -> String {
     format!("{VERSION_PREFIX}{version:020}")
-}
-
-pub fn version_sk_prefix() -> &'static str {
-    VERSION_PREFIX
 }
 
 pub fn parse_version_sk(sk: &str) -> Option<u64> {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::error::from_sdk;
 use crate::item::{decode, new_item, version_and_id, Item};
 use crate::keys;
+use crate::schema::create_events_table;
 
 /// Attempts of a transaction that DynamoDB cancels for `TransactionConflict` (another
 /// transaction touching the same item at the same moment) before giving up as unavailable.
@@ -48,12 +49,13 @@ impl DynamoEventLog {
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// Creates this log's table for local use if it is missing (see [`create_events_table`]).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        create_events_table(&self.client, &self.table).await
     }
 
     /// One page of a consistent Query over a stream's versions `low..=high`.

@@ -22,15 +22,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = eventstore_dynamodb::Config::from_env();
-    let client = eventstore_dynamodb::client_from_env().await;
-    if let Err(err) = eventstore_dynamodb::create_events_table(&client, &config.events_table).await
-    {
-        eprintln!(
-            "could not create table {} at {}: {err}",
-            config.events_table,
-            eventstore_dynamodb::endpoint_description()
-        );
+    let app = Arc::new(App::from_env(Mount::All).await);
+    let table = app.store().log().table().to_owned();
+    let endpoint = eventstore_dynamodb::endpoint_description();
+    if let Err(err) = app.store().log().create_table().await {
+        eprintln!("could not create table {table} at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
     let listener = match local::bind(port).await {
@@ -40,15 +36,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = eventstore_core::EventStore::new(eventstore_dynamodb::DynamoEventLog::new(
-        client,
-        config.events_table.clone(),
-    ));
-    let app = Arc::new(App::new(store, Mount::All));
     println!(
-        "event store API on http://127.0.0.1:{port} (DynamoDB: {}, table {}); Ctrl-C stops it",
-        eventstore_dynamodb::endpoint_description(),
-        config.events_table
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}); Ctrl-C stops it"
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
