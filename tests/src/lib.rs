@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use eventstore_core::{EventData, EventStore, EventType, NewEvent, StreamId};
-use eventstore_dynamodb::{create_events_table, keys, DynamoEventLog};
+use eventstore_dynamodb::{create_events_table, keys, DynamoEventLog, Sequencer};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -180,8 +180,8 @@ impl TestStore {
     }
 
     /// Every item in the table (a consistent scan, all pages).
-    pub async fn item_count(&self) -> usize {
-        let mut count = 0;
+    pub async fn all_items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let out = self
@@ -193,14 +193,92 @@ impl TestStore {
                 .send()
                 .await
                 .unwrap();
-            count += out.items.unwrap_or_default().len();
+            items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => break,
             }
         }
         self.requests.take();
-        count
+        items
+    }
+
+    pub async fn item_count(&self) -> usize {
+        self.all_items().await.len()
+    }
+
+    /// A sequencer for this table, on a client of its own.
+    pub async fn sequencer(&self) -> Sequencer {
+        let client = Client::new(&sdk_config().await);
+        Sequencer::new(DynamoEventLog::new(client, self.table.clone()))
+    }
+
+    /// Runs the table's stream through the local event source into the sequencer until the
+    /// stream holds nothing new, as Lambda's event source mapping would.
+    pub async fn sequence_all(&self) {
+        let sequencer = self.sequencer().await;
+        let mut source = sequencer.local_source().await.unwrap();
+        while source.drain(&|e| sequencer.handle(e)).await.unwrap() > 0 {}
+    }
+
+    /// (stream id, version, global position) of every event item, ordered by stream and
+    /// version.
+    pub async fn positions(&self) -> Vec<(String, u64, Option<u64>)> {
+        let mut found: Vec<(String, u64, Option<u64>)> = self
+            .all_items()
+            .await
+            .iter()
+            .filter(|i| s(i, "SK").starts_with("VERSION#"))
+            .map(|i| {
+                let n = |k: &str| i.get(k).map(|v| v.as_n().unwrap().parse::<u64>().unwrap());
+                (s(i, "streamId").to_owned(), n("version").unwrap(), n("globalPosition"))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The value of a counter item (`COUNTER#ALL`, `COUNTER#TYPE#<t>`, ...), 0 if absent.
+    pub async fn counter(&self, pk: &str) -> u64 {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("PK", AttributeValue::S(pk.to_owned()))
+            .key("SK", AttributeValue::S("COUNTER".to_owned()))
+            .send()
+            .await
+            .unwrap();
+        self.requests.take();
+        out.item
+            .and_then(|i| i.get("last").map(|v| v.as_n().unwrap().parse().unwrap()))
+            .unwrap_or(0)
+    }
+}
+
+/// Asserts the sequencer's guarantees over a table's events: positions 1..=n, each used
+/// once, every event sequenced, and each stream's positions rising with its versions.
+pub fn assert_dense_and_in_stream_order(positions: &[(String, u64, Option<u64>)]) {
+    let mut all: Vec<u64> = positions
+        .iter()
+        .map(|(stream, version, p)| p.unwrap_or_else(|| panic!("{stream} v{version} unsequenced")))
+        .collect();
+    all.sort_unstable();
+    let want: Vec<u64> = (1..=positions.len() as u64).collect();
+    assert_eq!(all, want, "positions are not exactly 1..=n");
+    for pair in positions.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            assert!(
+                pair[0].2 < pair[1].2,
+                "{} v{} got {:?} but v{} got {:?}",
+                pair[0].0,
+                pair[0].1,
+                pair[0].2,
+                pair[1].1,
+                pair[1].2
+            );
+        }
     }
 }
 

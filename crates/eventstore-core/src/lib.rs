@@ -17,8 +17,11 @@ mod version;
 pub use error::{StoreError, ValidationError};
 pub use event::{AppendBatch, EventData, Metadata, NewEvent, RecordedEvent, Timestamp};
 pub use names::{Category, EventType, StreamId};
-pub use port::{EventLog, GlobalFilter, LogPage, StreamTail, WriteConflict};
+pub use port::{
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, StreamTail, WriteConflict,
+};
 pub use store::{
     AppendOutcome, Direction, EventStore, GlobalPage, StreamInfo, StreamPage, StreamRead,
+    INDEX_LAG_WAITS,
 };
 pub use version::ExpectedVersion;

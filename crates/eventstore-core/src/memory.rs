@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use crate::port::LogPage;
 use crate::{
-    EventLog, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, NewEvent, RecordedEvent, StoreError,
+    StreamId, StreamTail, Timestamp, WriteConflict,
 };
 
 #[derive(Debug, Default)]
@@ -151,15 +152,47 @@ impl EventLog for InMemoryLog {
         Ok(take_page(selected, limit, max_bytes))
     }
 
-    async fn read_global(
+    async fn read_index(
         &self,
+        filter: &GlobalFilter,
         from: u64,
         limit: usize,
         max_bytes: usize,
-    ) -> Result<LogPage, StoreError> {
+    ) -> Result<IndexPage, StoreError> {
         let state = self.lock()?;
-        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
-        let selected = state.global.iter().skip(start).cloned().collect();
-        Ok(take_page(selected, limit, max_bytes))
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        let matching = state.global.iter().filter(|e| filter.matches(e));
+        for (event, sequence) in matching.zip(1u64..) {
+            if event.global_position.unwrap_or(0) < from {
+                continue;
+            }
+            if entries.len() == limit
+                || (bytes + event.payload_bytes() > max_bytes && !entries.is_empty())
+            {
+                more = true;
+                break;
+            }
+            bytes += event.payload_bytes();
+            entries.push(IndexedEvent {
+                sequence,
+                event: event.clone(),
+            });
+        }
+        Ok(IndexPage { entries, more })
+    }
+
+    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
+        let state = self.lock()?;
+        Ok(state
+            .global
+            .iter()
+            .filter(|e| e.global_position.unwrap_or(0) < before && filter.matches(e))
+            .count() as u64)
+    }
+
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.global.len() as u64)
     }
 }

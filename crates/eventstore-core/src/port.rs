@@ -49,6 +49,23 @@ pub struct LogPage {
     pub more: bool,
 }
 
+/// An event as a global-order index shows it, with its number in that index's dense
+/// sequence: the global position for [`GlobalFilter::All`], the event's number among the
+/// events of its type or category otherwise. Dense numbering is what lets a reader see
+/// that the index has not shown an event yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedEvent {
+    pub sequence: u64,
+    pub event: RecordedEvent,
+}
+
+/// A page of a global-order index, and whether the index holds more.
+#[derive(Debug, Clone, Default)]
+pub struct IndexPage {
+    pub entries: Vec<IndexedEvent>,
+    pub more: bool,
+}
+
 /// What the event store needs from a database. Implemented by the DynamoDB adapter and by
 /// [`crate::memory::InMemoryLog`].
 pub trait EventLog: Send + Sync {
@@ -90,13 +107,25 @@ pub trait EventLog: Send + Sync {
         max_bytes: usize,
     ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
 
-    /// Up to `limit` events with a global position of `from` or more, in position order, as
-    /// the global index shows them now. The index may lag, so the page may have holes; the
-    /// store only hands out the gap-free prefix.
-    fn read_global(
+    /// Up to `limit` events of `filter` with a global position of `from` or more, in
+    /// position order, as its index shows them now. Indexes lag, so the page may have holes;
+    /// the store hands out only the part it can prove has none.
+    fn read_index(
         &self,
+        filter: &GlobalFilter,
         from: u64,
         limit: usize,
         max_bytes: usize,
-    ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+    ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send;
+
+    /// The index sequence of the last event of `filter` before global position `before`, as
+    /// its index shows it now; 0 when it shows none.
+    fn sequence_before(
+        &self,
+        filter: &GlobalFilter,
+        before: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The last global position handed out, read consistently; 0 when none is.
+    fn last_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

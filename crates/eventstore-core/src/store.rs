@@ -273,9 +273,12 @@ impl<L: EventLog> EventStore<L> {
 
     /// A page of the global order, restricted by `filter`, from position `from`.
     ///
-    /// The page ends before the first position the global index does not show yet, so a
-    /// reader that follows `next` never skips an event. Filtered reads walk the global order
-    /// and keep the matches; `next` then moves past what was examined even if little matched.
+    /// Indexes are eventually consistent: one may show position 12 before 11. Every index
+    /// numbers its events densely (positions for `$all`; per type and per category
+    /// sequences otherwise), so a hole is visible, and a page ends before the first one. A
+    /// reader that follows `next` therefore never skips an event. When the page comes up
+    /// short because the index lags, the read waits a little (at most
+    /// [`INDEX_LAG_WAITS`] in all) for it to catch up, then returns what is safe.
     pub async fn read_global(
         &self,
         filter: &GlobalFilter,
@@ -288,46 +291,67 @@ impl<L: EventLog> EventStore<L> {
         let mut events = Vec::new();
         let mut next = from;
         let mut bytes = 0usize;
-        // One pass for unfiltered reads; filtered ones scan a bounded window of positions.
-        let (scan_pages, page_size) = if *filter == GlobalFilter::All {
-            (1, limit)
-        } else {
-            (4, MAX_READ_LIMIT)
+        // The index sequence the next event must carry. For a type or category it is one
+        // past the last event of that index before `from`.
+        let mut expected = match filter {
+            GlobalFilter::All => from,
+            _ => self.log.sequence_before(filter, from).await?.saturating_add(1),
         };
-        for _ in 0..scan_pages {
+        let mut waits = INDEX_LAG_WAITS.iter();
+        loop {
             let page = self
                 .log
-                .read_global(next, page_size, MAX_READ_PAGE_BYTES.saturating_sub(bytes))
+                .read_index(
+                    filter,
+                    next,
+                    limit - events.len(),
+                    MAX_READ_PAGE_BYTES.saturating_sub(bytes),
+                )
                 .await?;
-            // Stop at the first hole, at `limit` matches, or at the byte budget.
-            let mut stop = page.events.is_empty();
-            for event in page.events {
-                if event.global_position != Some(next) {
-                    stop = true;
+            let shown = page.entries.len();
+            let mut hole = false;
+            for entry in page.entries {
+                if entry.sequence != expected {
+                    hole = true;
                     break;
                 }
-                if filter.matches(&event) {
-                    let size = event.payload_bytes();
-                    if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
-                        stop = true;
-                        break;
-                    }
-                    bytes += size;
-                    events.push(event);
+                let size = entry.event.payload_bytes();
+                if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
+                    return Ok(GlobalPage { events, next });
                 }
-                next = next.saturating_add(1);
-                if events.len() == limit {
-                    stop = true;
-                    break;
-                }
+                let position = entry.event.global_position.ok_or_else(|| {
+                    StoreError::corrupt("an indexed event without a global position")
+                })?;
+                bytes += size;
+                next = position.saturating_add(1);
+                expected = expected.saturating_add(1);
+                events.push(entry.event);
             }
-            if stop || !page.more {
-                break;
+            if events.len() == limit || (page.more && !hole && shown > 0) {
+                return Ok(GlobalPage { events, next });
+            }
+            // The page is short. It is the true end unless the index hides something: a
+            // hole, or, for `$all`, positions the counter has handed out but the index does
+            // not show yet. (A type or category has no cheap end marker; its reader simply
+            // reads again from `next`, which is safe.)
+            let lagging = hole
+                || (*filter == GlobalFilter::All && next <= self.log.last_position().await?);
+            match waits.next() {
+                Some(wait) if lagging => tokio::time::sleep(*wait).await,
+                _ => return Ok(GlobalPage { events, next }),
             }
         }
-        Ok(GlobalPage { events, next })
     }
 }
+
+/// How long a global read waits, in turn, for a lagging index before it returns what is
+/// safe. GSIs usually catch up within a fraction of a second.
+pub const INDEX_LAG_WAITS: [Duration; 4] = [
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+];
 
 fn positions(current: u64, batch: &AppendBatch) -> Result<(u64, u64), StoreError> {
     versions_after(current, batch.len())

@@ -4,9 +4,10 @@
 use eventstore_core::memory::InMemoryLog;
 use eventstore_core::{
     AppendBatch, Category, EventData, EventLog, EventStore, EventType, ExpectedVersion,
-    GlobalFilter, LogPage, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp,
-    WriteConflict,
+    GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StoreError, StreamId,
+    StreamTail, Timestamp, WriteConflict,
 };
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 fn id(s: &str) -> StreamId {
@@ -38,8 +39,32 @@ fn recorded(stream: &str, position: u64, t: &str) -> RecordedEvent {
     }
 }
 
-/// A log whose global index shows exactly the given events (holes included).
-struct LaggingIndex(Vec<RecordedEvent>);
+/// A log of sequenced events whose indexes hide some positions, as lagging GSIs do, until
+/// `reveal_after` index reads have happened.
+struct LaggingIndex {
+    log: Vec<RecordedEvent>,
+    hidden: Vec<u64>,
+    reveal_after: Option<usize>,
+    reads: AtomicUsize,
+}
+
+impl LaggingIndex {
+    fn new(log: Vec<RecordedEvent>, hidden: &[u64]) -> Self {
+        Self {
+            log,
+            hidden: hidden.to_vec(),
+            reveal_after: None,
+            reads: AtomicUsize::new(0),
+        }
+    }
+
+    fn shown(&self, event: &RecordedEvent) -> bool {
+        let revealed = self
+            .reveal_after
+            .is_some_and(|n| self.reads.load(Ordering::SeqCst) >= n);
+        revealed || !self.hidden.contains(&event.global_position.unwrap())
+    }
+}
 
 impl EventLog for LaggingIndex {
     async fn tail(&self, _: &StreamId, _: usize) -> Result<StreamTail, StoreError> {
@@ -73,70 +98,121 @@ impl EventLog for LaggingIndex {
     ) -> Result<LogPage, StoreError> {
         Ok(LogPage::default())
     }
-    async fn read_global(&self, from: u64, limit: usize, _: usize) -> Result<LogPage, StoreError> {
-        let events: Vec<_> = self
-            .0
+    async fn read_index(
+        &self,
+        filter: &GlobalFilter,
+        from: u64,
+        limit: usize,
+        _: usize,
+    ) -> Result<IndexPage, StoreError> {
+        // Sequences are numbered over the whole log, hidden events included, as the
+        // sequencer numbers them before the index shows them.
+        let entries: Vec<IndexedEvent> = self
+            .log
             .iter()
-            .filter(|e| e.global_position.unwrap() >= from)
-            .cloned()
+            .filter(|e| filter.matches(e))
+            .zip(1u64..)
+            .filter(|(e, _)| e.global_position.unwrap() >= from && self.shown(e))
+            .map(|(e, sequence)| IndexedEvent {
+                sequence,
+                event: e.clone(),
+            })
             .collect();
-        Ok(LogPage {
-            more: events.len() > limit,
-            events: events.into_iter().take(limit).collect(),
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(IndexPage {
+            more: entries.len() > limit,
+            entries: entries.into_iter().take(limit).collect(),
         })
     }
+    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .log
+            .iter()
+            .filter(|e| filter.matches(e))
+            .zip(1u64..)
+            .filter(|(e, _)| e.global_position.unwrap() < before && self.shown(e))
+            .map(|(_, sequence)| sequence)
+            .last()
+            .unwrap_or(0))
+    }
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        Ok(self.log.len() as u64)
+    }
+}
+
+fn positions(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.global_position.unwrap()).collect()
+}
+
+fn history() -> Vec<RecordedEvent> {
+    vec![
+        recorded("A-1", 1, "X"),
+        recorded("A-1", 2, "Y"),
+        recorded("B-1", 3, "X"),
+        recorded("B-1", 4, "X"),
+        recorded("A-1", 5, "Y"),
+    ]
 }
 
 #[tokio::test]
 async fn a_global_page_stops_before_the_first_position_the_index_does_not_show() {
-    // Position 3 is assigned but not yet visible in the index.
-    let log = LaggingIndex(vec![
-        recorded("A-1", 1, "X"),
-        recorded("A-1", 2, "Y"),
-        recorded("B-1", 4, "X"),
-    ]);
+    // Position 3 is sequenced but its index entry never shows up.
+    let store = EventStore::new(LaggingIndex::new(history(), &[3]));
+    let page = store
+        .read_global(&GlobalFilter::All, None, 100)
+        .await
+        .unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![1, 2], 3));
+    // A reader that follows `next` stays at the hole: it never skips position 3.
+    let page = store
+        .read_global(&GlobalFilter::All, Some(3), 100)
+        .await
+        .unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![], 3));
+}
+
+#[tokio::test]
+async fn type_and_category_pages_stop_before_a_hidden_event_of_their_own() {
+    let store = EventStore::new(LaggingIndex::new(history(), &[3]));
+    let x = GlobalFilter::EventType(EventType::parse("X", "t").unwrap());
+    // X events are at 1, 3 and 4; the index shows 1 and 4, numbered 1 and 3.
+    let page = store.read_global(&x, None, 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![1], 2));
+    let page = store.read_global(&x, Some(2), 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![], 2));
+    // Category B is 3 and 4: its first event is hidden, so nothing may be returned.
+    let b = GlobalFilter::Category(Category::parse("B", "c").unwrap());
+    let page = store.read_global(&b, Some(1), 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![], 1));
+    // A hole in another type does not hold Y back.
+    let y = GlobalFilter::EventType(EventType::parse("Y", "t").unwrap());
+    let page = store.read_global(&y, None, 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![2, 5], 6));
+}
+
+#[tokio::test]
+async fn a_read_waits_briefly_for_a_lagging_index_and_then_returns_everything() {
+    let mut log = LaggingIndex::new(history(), &[3, 5]);
+    log.reveal_after = Some(2);
     let store = EventStore::new(log);
     let page = store
         .read_global(&GlobalFilter::All, None, 100)
         .await
         .unwrap();
-    let positions: Vec<_> = page
-        .events
-        .iter()
-        .map(|e| e.global_position.unwrap())
-        .collect();
-    assert_eq!(positions, vec![1, 2]);
-    assert_eq!(page.next, 3);
+    assert_eq!((positions(&page.events), page.next), (vec![1, 2, 3, 4, 5], 6));
+}
 
-    // Filtered reads move past non-matching positions but never past the hole.
+#[tokio::test]
+async fn the_last_positions_handed_out_are_waited_for_even_without_a_visible_hole() {
+    // The counter says 5, the index shows 1..=4 and nothing after.
+    let store = EventStore::new(LaggingIndex::new(history(), &[5]));
     let page = store
-        .read_global(
-            &GlobalFilter::EventType(EventType::parse("X", "t").unwrap()),
-            None,
-            100,
-        )
+        .read_global(&GlobalFilter::All, None, 100)
         .await
         .unwrap();
-    assert_eq!(page.events.len(), 1);
-    assert_eq!(page.next, 3);
-    let page = store
-        .read_global(
-            &GlobalFilter::Category(Category::parse("B", "c").unwrap()),
-            Some(1),
-            100,
-        )
-        .await
-        .unwrap();
-    assert!(page.events.is_empty());
-    assert_eq!(page.next, 3);
-
-    // Reading from a position the index does not show yet returns nothing and stays put.
-    let page = store
-        .read_global(&GlobalFilter::All, Some(3), 100)
-        .await
-        .unwrap();
-    assert!(page.events.is_empty());
-    assert_eq!(page.next, 3);
+    assert_eq!((positions(&page.events), page.next), (vec![1, 2, 3, 4], 5));
+    let reads = store.log().reads.load(Ordering::SeqCst);
+    assert_eq!(reads, 1 + eventstore_core::INDEX_LAG_WAITS.len());
 }
 
 #[tokio::test]

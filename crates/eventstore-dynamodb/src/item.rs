@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use eventstore_core::{
-    EventData, EventType, Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp,
+    EventData, EventType, GlobalFilter, IndexedEvent, Metadata, NewEvent, RecordedEvent,
+    StoreError, StreamId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -40,6 +41,14 @@ pub(crate) struct EventItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub global_position: Option<u64>,
+    #[serde(rename = "typeSequence", default, skip_serializing_if = "Option::is_none")]
+    pub type_sequence: Option<u64>,
+    #[serde(
+        rename = "categorySequence",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub category_sequence: Option<u64>,
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -63,13 +72,36 @@ pub(crate) fn new_item(
         metadata: event.metadata.as_json().to_owned(),
         created_at: created_at.to_string(),
         global_position: None,
+        type_sequence: None,
+        category_sequence: None,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))
 }
 
 pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {
-    let item: EventItem = serde_dynamo::from_item(item)
-        .map_err(|e| StoreError::internal("decoding an event item", e))?;
+    decode_item(parse(item)?)
+}
+
+/// An event read from one of the global-order indexes, with its number in that index.
+pub(crate) fn decode_indexed(item: Item, filter: &GlobalFilter) -> Result<IndexedEvent, StoreError> {
+    let item = parse(item)?;
+    let sequence = match filter {
+        GlobalFilter::All => item.global_position,
+        GlobalFilter::EventType(_) => item.type_sequence,
+        GlobalFilter::Category(_) => item.category_sequence,
+    }
+    .ok_or_else(|| StoreError::corrupt(format!("indexed event {} without its sequence", item.sk)))?;
+    Ok(IndexedEvent {
+        sequence,
+        event: decode_item(item)?,
+    })
+}
+
+pub(crate) fn parse(item: Item) -> Result<EventItem, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::internal("decoding an event item", e))
+}
+
+pub(crate) fn decode_item(item: EventItem) -> Result<RecordedEvent, StoreError> {
     let bad = |what: &str| StoreError::corrupt(format!("stored event {}: bad {what}", item.sk));
     Ok(RecordedEvent {
         event_id: Uuid::parse_str(&item.event_id).map_err(|_| bad("eventId"))?,

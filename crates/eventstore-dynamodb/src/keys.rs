@@ -5,19 +5,50 @@
 //! | item  | `PK`                | `SK`                          |
 //! |-------|---------------------|-------------------------------|
 //! | event | `STREAM#<stream id>` | `VERSION#<20-digit version>` |
+//! | stream head (sequencer) | `STREAM#<stream id>` | `HEAD` |
+//! | global counter | `COUNTER#ALL` | `COUNTER` |
+//! | event type counter | `COUNTER#TYPE#<event type>` | `COUNTER` |
+//! | category counter | `COUNTER#CATEGORY#<category>` | `COUNTER` |
 //!
-//! The `GlobalOrder` index has partition key `globalBucket` (`globalPosition / 1000`) and
-//! sort key `globalPosition`. Both are absent until the store assigns the position, so an
-//! event enters the index only then (a sparse index).
+//! The sequencer writes `sequencedVersion` on stream heads, `last` on counters, and on each
+//! event `globalPosition`, `globalBucket`, `typeSequence` and `categorySequence`.
+//!
+//! Three sparse indexes serve the global order. An event enters them only when the
+//! sequencer gives it a position, since their sort key is `globalPosition`:
+//!
+//! | index | partition key | sort key |
+//! |-------|---------------|----------|
+//! | `GlobalOrder` | `globalBucket` (`globalPosition / 1000`) | `globalPosition` |
+//! | `TypeOrder` | `eventType` | `globalPosition` |
+//! | `CategoryOrder` | `category` | `globalPosition` |
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
 
 pub const EVENT_ID: &str = "eventId";
+pub const VERSION: &str = "version";
+pub const EVENT_TYPE: &str = "eventType";
+pub const CATEGORY: &str = "category";
+pub const CREATED_AT: &str = "createdAt";
 pub const GLOBAL_POSITION: &str = "globalPosition";
 pub const GLOBAL_BUCKET: &str = "globalBucket";
+pub const TYPE_SEQUENCE: &str = "typeSequence";
+pub const CATEGORY_SEQUENCE: &str = "categorySequence";
+/// On a stream head: the last version the sequencer has given a position.
+pub const SEQUENCED_VERSION: &str = "sequencedVersion";
+/// On a counter: the last number handed out.
+pub const COUNTER_LAST: &str = "last";
 
 pub const GLOBAL_ORDER_INDEX: &str = "GlobalOrder";
+pub const TYPE_ORDER_INDEX: &str = "TypeOrder";
+pub const CATEGORY_ORDER_INDEX: &str = "CategoryOrder";
+
+/// The sort key of stream heads. It sorts before every `VERSION#` key, so the version
+/// range queries never meet it.
+pub const HEAD_SK: &str = "HEAD";
+pub const COUNTER_SK: &str = "COUNTER";
+/// Partition key of the counter of global positions.
+pub const GLOBAL_COUNTER_PK: &str = "COUNTER#ALL";
 
 /// Positions per `globalBucket`. A bucket bounds how much of the index one partition key
 /// holds, so the index spreads over partitions as the store grows; a page of at most
@@ -29,6 +60,24 @@ const VERSION_PREFIX: &str = "VERSION#";
 
 pub fn stream_pk(stream_id: &str) -> String {
     format!("{STREAM_PREFIX}{stream_id}")
+}
+
+/// The stream id inside a `STREAM#` partition key.
+pub fn stream_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix(STREAM_PREFIX)
+}
+
+pub fn type_counter_pk(event_type: &str) -> String {
+    format!("COUNTER#TYPE#{event_type}")
+}
+
+pub fn category_counter_pk(category: &str) -> String {
+    format!("COUNTER#CATEGORY#{category}")
+}
+
+/// The prefix that the sort key of every event item, and of no other item, starts with.
+pub fn event_sk_prefix() -> &'static str {
+    VERSION_PREFIX
 }
 
 /// `VERSION#` and the version zero-padded to 20 digits (the width of `u64::MAX`), so that
@@ -67,6 +116,12 @@ mod tests {
         assert_eq!(stream_pk("Account-42"), "STREAM#Account-42");
         assert_eq!(version_sk(7), "VERSION#00000000000000000007");
         assert_eq!(version_sk(u64::MAX), "VERSION#18446744073709551615");
+        assert_eq!(stream_of_pk("STREAM#Account-42"), Some("Account-42"));
+        assert_eq!(stream_of_pk("COUNTER#ALL"), None);
+        assert_eq!(type_counter_pk("Opened"), "COUNTER#TYPE#Opened");
+        assert_eq!(category_counter_pk("Account"), "COUNTER#CATEGORY#Account");
+        // Heads must sort before every version so version range queries never return one.
+        assert!(HEAD_SK < version_sk(0).as_str());
     }
 
     #[test]

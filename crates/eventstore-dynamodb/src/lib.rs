@@ -6,13 +6,16 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod event_source;
 mod item;
 pub mod keys;
 mod log;
 mod schema;
+pub mod sequencer;
 
 pub use log::DynamoEventLog;
 pub use schema::{create_events_table, events_table_shape, IndexShape, TableShape};
+pub use sequencer::{SequenceReport, Sequencer, StreamHint};
 
 pub use aws_sdk_dynamodb::Client;
 

@@ -8,13 +8,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Select, Trans
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
-    EventLog, LogPage, NewEvent, RecordedEvent, StoreError, StreamId, StreamTail, Timestamp,
-    WriteConflict,
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent,
+    StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
 };
 use uuid::Uuid;
 
 use crate::error::from_sdk;
-use crate::item::{decode, new_item, version_and_id, Item};
+use crate::item::{decode, decode_indexed, new_item, version_and_id, Item};
 use crate::keys;
 use crate::schema::create_events_table;
 
@@ -24,21 +24,21 @@ const TRANSACTION_CONFLICT_ATTEMPTS: u32 = 5;
 
 /// Jittered wait before retrying a write that met a concurrent transaction: 5 ms up to
 /// 20 ms doubling per attempt.
-fn conflict_backoff(attempt: u32) -> Duration {
+pub(crate) fn conflict_backoff(attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(5..(20u64 << attempt.min(6))))
 }
 
 /// The events table, seen through the core's [`EventLog`] port.
 #[derive(Debug, Clone)]
 pub struct DynamoEventLog {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 /// One page of a Query, its items and where the next page starts.
-struct QueryPage {
-    items: Vec<Item>,
-    last_key: Option<HashMap<String, AttributeValue>>,
+pub(crate) struct QueryPage {
+    pub(crate) items: Vec<Item>,
+    pub(crate) last_key: Option<HashMap<String, AttributeValue>>,
 }
 
 impl DynamoEventLog {
@@ -58,8 +58,22 @@ impl DynamoEventLog {
         create_events_table(&self.client, &self.table).await
     }
 
+    /// The ARN of the table's stream, which feeds the sequencer.
+    pub async fn stream_arn(&self) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeTable", e))?;
+        out.table
+            .and_then(|t| t.latest_stream_arn)
+            .ok_or_else(|| StoreError::corrupt(format!("table {} has no stream", self.table)))
+    }
+
     /// One page of a consistent Query over a stream's versions `low..=high`.
-    async fn query_versions(
+    pub(crate) async fn query_versions(
         &self,
         stream: &StreamId,
         (low, high): (u64, u64),
@@ -89,6 +103,42 @@ impl DynamoEventLog {
                 .expression_attribute_names("#id", keys::EVENT_ID);
         }
         let out = query.send().await.map_err(|e| from_sdk("Query", e))?;
+        Ok(QueryPage {
+            items: out.items.unwrap_or_default(),
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// One page of a Query over a global-order index (eventually consistent: GSIs offer
+    /// nothing else).
+    async fn query_index(
+        &self,
+        index: &IndexKey,
+        bound: PositionBound,
+        limit: usize,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<QueryPage, StoreError> {
+        let (name, partition, value) = index.parts();
+        let (condition, position, forward) = match bound {
+            PositionBound::AtLeast(p) => ("#k = :k AND #p >= :p", p, true),
+            PositionBound::Below(p) => ("#k = :k AND #p < :p", p, false),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(name)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#k", partition)
+            .expression_attribute_names("#p", keys::GLOBAL_POSITION)
+            .expression_attribute_values(":k", value)
+            .expression_attribute_values(":p", AttributeValue::N(position.to_string()))
+            .scan_index_forward(forward)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| from_sdk("Query", e))?;
         Ok(QueryPage {
             items: out.items.unwrap_or_default(),
             last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
@@ -355,60 +405,160 @@ impl EventLog for DynamoEventLog {
         }
     }
 
-    async fn read_global(
+    async fn read_index(
         &self,
+        filter: &GlobalFilter,
         from: u64,
         limit: usize,
         max_bytes: usize,
-    ) -> Result<LogPage, StoreError> {
-        let mut events: Vec<RecordedEvent> = Vec::new();
+    ) -> Result<IndexPage, StoreError> {
+        let mut entries: Vec<IndexedEvent> = Vec::new();
         let mut bytes = 0usize;
-        let mut bucket = keys::global_bucket(from);
+        let mut index = IndexKey::of(filter, from);
         let mut start = None;
         loop {
-            let want = limit + 1 - events.len();
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GLOBAL_ORDER_INDEX)
-                .key_condition_expression("#b = :b AND #p >= :from")
-                .expression_attribute_names("#b", keys::GLOBAL_BUCKET)
-                .expression_attribute_names("#p", keys::GLOBAL_POSITION)
-                .expression_attribute_values(":b", AttributeValue::N(bucket.to_string()))
-                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
-                .limit(i32::try_from(want).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("Query", e))?;
+            // One more than asked tells whether a further page exists.
+            let want = limit + 1 - entries.len();
+            let page = self
+                .query_index(&index, PositionBound::AtLeast(from), want, start.take())
+                .await?;
             let mut last_position = None;
-            for item in out.items.unwrap_or_default() {
-                let event = decode(item)?;
-                let size = event.payload_bytes();
-                if events.len() == limit || (bytes + size > max_bytes && !events.is_empty()) {
-                    return Ok(LogPage { events, more: true });
+            for item in page.items {
+                let entry = decode_indexed(item, filter)?;
+                let size = entry.event.payload_bytes();
+                if entries.len() == limit || (bytes + size > max_bytes && !entries.is_empty()) {
+                    return Ok(IndexPage {
+                        entries,
+                        more: true,
+                    });
                 }
-                last_position = event.global_position;
+                last_position = entry.event.global_position;
                 bytes += size;
-                events.push(event);
+                entries.push(entry);
             }
-            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+            match page.last_key {
                 Some(key) => start = Some(key),
-                // The bucket is exhausted. Only if it was full up to its last position can the
-                // next bucket continue the sequence without a gap.
-                None if last_position.is_some()
-                    && last_position == keys::last_position_of_bucket(bucket) =>
+                // A bucket of `$all` is exhausted. Only if it was full up to its last
+                // position can the next bucket continue the sequence without a gap.
+                None if matches!(index, IndexKey::Bucket(_))
+                    && last_position.is_some()
+                    && last_position == index.last_position_of_bucket() =>
                 {
-                    bucket += 1;
+                    index = index.next_bucket();
                 }
                 None => {
-                    return Ok(LogPage {
-                        events,
+                    return Ok(IndexPage {
+                        entries,
                         more: false,
                     })
                 }
             }
+        }
+    }
+
+    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
+        // `$all` is numbered by position itself.
+        if *filter == GlobalFilter::All {
+            return Ok(before.saturating_sub(1));
+        }
+        if before <= 1 {
+            return Ok(0);
+        }
+        let page = self
+            .query_index(
+                &IndexKey::of(filter, before),
+                PositionBound::Below(before),
+                1,
+                None,
+            )
+            .await?;
+        match page.items.into_iter().next() {
+            Some(item) => Ok(decode_indexed(item, filter)?.sequence),
+            None => Ok(0),
+        }
+    }
+
+    async fn last_position(&self) -> Result<u64, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key(keys::PK, AttributeValue::S(keys::GLOBAL_COUNTER_PK.to_owned()))
+            .key(keys::SK, AttributeValue::S(keys::COUNTER_SK.to_owned()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetItem", e))?;
+        counter_value(out.item.as_ref())
+    }
+}
+
+/// The value of a counter item, 0 when it does not exist yet.
+pub(crate) fn counter_value(item: Option<&Item>) -> Result<u64, StoreError> {
+    let Some(item) = item else { return Ok(0) };
+    item.get(keys::COUNTER_LAST)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StoreError::corrupt("a counter item without a valid `last`"))
+}
+
+/// Which index, and which partition of it, a global-order read queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IndexKey {
+    /// A bucket of `GlobalOrder`.
+    Bucket(u64),
+    EventType(String),
+    Category(String),
+}
+
+/// The range of positions a Query over an index asks for.
+#[derive(Debug, Clone, Copy)]
+enum PositionBound {
+    AtLeast(u64),
+    /// Newest first, below the position.
+    Below(u64),
+}
+
+impl IndexKey {
+    fn of(filter: &GlobalFilter, position: u64) -> Self {
+        match filter {
+            GlobalFilter::All => Self::Bucket(keys::global_bucket(position)),
+            GlobalFilter::EventType(t) => Self::EventType(t.as_str().to_owned()),
+            GlobalFilter::Category(c) => Self::Category(c.as_str().to_owned()),
+        }
+    }
+
+    fn parts(&self) -> (&'static str, &'static str, AttributeValue) {
+        match self {
+            Self::Bucket(b) => (
+                keys::GLOBAL_ORDER_INDEX,
+                keys::GLOBAL_BUCKET,
+                AttributeValue::N(b.to_string()),
+            ),
+            Self::EventType(t) => (
+                keys::TYPE_ORDER_INDEX,
+                keys::EVENT_TYPE,
+                AttributeValue::S(t.clone()),
+            ),
+            Self::Category(c) => (
+                keys::CATEGORY_ORDER_INDEX,
+                keys::CATEGORY,
+                AttributeValue::S(c.clone()),
+            ),
+        }
+    }
+
+    fn last_position_of_bucket(&self) -> Option<u64> {
+        match self {
+            Self::Bucket(b) => keys::last_position_of_bucket(*b),
+            _ => None,
+        }
+    }
+
+    fn next_bucket(&self) -> Self {
+        match self {
+            Self::Bucket(b) => Self::Bucket(b.saturating_add(1)),
+            other => other.clone(),
         }
     }
 }

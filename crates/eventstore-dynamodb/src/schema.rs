@@ -52,17 +52,24 @@ pub fn events_table_shape() -> TableShape {
             (keys::SK, "S"),
             (keys::GLOBAL_BUCKET, "N"),
             (keys::GLOBAL_POSITION, "N"),
+            (keys::EVENT_TYPE, "S"),
+            (keys::CATEGORY, "S"),
         ]),
         key: pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")]),
-        // Projection ALL: a global read is one Query per page, with no GetItem per event.
-        indexes: vec![IndexShape {
-            name: keys::GLOBAL_ORDER_INDEX.to_owned(),
-            key: pairs(&[
-                (keys::GLOBAL_BUCKET, "HASH"),
-                (keys::GLOBAL_POSITION, "RANGE"),
-            ]),
+        // Projection ALL: a page is one Query, with no GetItem per event. The price is that
+        // each index stores a full copy of every event (see the README's cost table).
+        indexes: [
+            (keys::GLOBAL_ORDER_INDEX, keys::GLOBAL_BUCKET),
+            (keys::TYPE_ORDER_INDEX, keys::EVENT_TYPE),
+            (keys::CATEGORY_ORDER_INDEX, keys::CATEGORY),
+        ]
+        .into_iter()
+        .map(|(name, partition)| IndexShape {
+            name: name.to_owned(),
+            key: pairs(&[(partition, "HASH"), (keys::GLOBAL_POSITION, "RANGE")]),
             projection: "ALL".to_owned(),
-        }],
+        })
+        .collect(),
         billing_mode: "PAY_PER_REQUEST".to_owned(),
         // The sequencer and projections read new images from the table's stream.
         stream_view_type: "NEW_IMAGE".to_owned(),

@@ -1,9 +1,11 @@
-//! `make dev`: the HTTP API on 127.0.0.1:$PORT against the DynamoDB the SDK variables name.
+//! `make dev`: the HTTP API on 127.0.0.1:$PORT against the DynamoDB the SDK variables name,
+//! with the sequencer fed by a local poller of the table's stream.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use eventstore_dynamodb::Sequencer;
 use eventstore_http::{local, App, Mount};
 
 #[tokio::main]
@@ -29,6 +31,21 @@ async fn main() -> ExitCode {
         eprintln!("could not create table {table} at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
+    // Lambda's event source mapping does not exist locally: poll the stream here and feed the
+    // same sequencer handler the deployed function runs.
+    let sequencer = Sequencer::new(app.store().log().clone());
+    tokio::spawn(async move {
+        loop {
+            let result = match sequencer.local_source().await {
+                Ok(source) => source.run(|event| sequencer.handle(event)).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "local event source stopped; restarting in 1 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -37,7 +54,7 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}); Ctrl-C stops it"
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer polling its stream); Ctrl-C stops it"
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,0 +1,387 @@
+//! A local stand-in for Lambda's DynamoDB Streams event source mapping, for `make dev` and
+//! the tests. On AWS, Lambda polls the stream; locally nothing does, so this module does what
+//! the mapping in `infra/template.yaml` does, with the same handler:
+//!
+//! * it reads every shard of the table's stream from the trim horizon, a child shard only
+//!   after its parent is finished;
+//! * it drops records that the mapping's filter pattern rejects;
+//! * it hands the rest, in batches, to the handler as the `aws_lambda_events` DynamoDB event
+//!   that Lambda would deliver (built from the same JSON shape);
+//! * it honours `batchItemFailures`: the batch is retried from the first failed record, and
+//!   after `max_retries` the records are logged and skipped, as the mapping would send them
+//!   to its on-failure destination.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use eventstore_core::StoreError;
+use serde_json::{json, Map, Value};
+
+use crate::error::from_sdk;
+
+/// A Lambda event filter pattern, the subset the template uses: nested objects, and lists of
+/// allowed values, each a literal or `{"prefix": "..."}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterPattern(Map<String, Value>);
+
+impl FilterPattern {
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let value: Value =
+            serde_json::from_str(pattern).map_err(|e| format!("filter pattern: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err("filter pattern: not a JSON object".into());
+        };
+        check(&map)?;
+        Ok(Self(map))
+    }
+
+    /// Whether a record, in the JSON shape Lambda delivers, passes the filter.
+    pub fn matches(&self, record: &Value) -> bool {
+        matches_object(&self.0, record)
+    }
+}
+
+fn check(pattern: &Map<String, Value>) -> Result<(), String> {
+    for (field, rule) in pattern {
+        match rule {
+            Value::Object(inner) => check(inner)?,
+            Value::Array(allowed) => {
+                for a in allowed {
+                    match a {
+                        Value::Object(op) if op.len() == 1 && op.get("prefix").is_some_and(Value::is_string) => {}
+                        Value::Object(_) | Value::Array(_) => {
+                            return Err(format!("filter pattern: unsupported rule for {field}"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => return Err(format!("filter pattern: {field} must be an object or a list")),
+        }
+    }
+    Ok(())
+}
+
+fn matches_object(pattern: &Map<String, Value>, value: &Value) -> bool {
+    pattern.iter().all(|(field, rule)| {
+        let Some(actual) = value.get(field) else {
+            return false;
+        };
+        match rule {
+            Value::Object(inner) => matches_object(inner, actual),
+            Value::Array(allowed) => allowed.iter().any(|a| match a {
+                Value::Object(op) => match (op.get("prefix"), actual) {
+                    (Some(Value::String(p)), Value::String(s)) => s.starts_with(p.as_str()),
+                    _ => false,
+                },
+                literal => literal == actual,
+            }),
+            _ => false,
+        }
+    })
+}
+
+/// How the local event source delivers records; the defaults follow the template.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub batch_size: i32,
+    /// Retries of a failing batch before its records are skipped.
+    pub max_retries: u32,
+    /// Wait between polls of a shard that had no new records.
+    pub idle_wait: Duration,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            max_retries: 5,
+            idle_wait: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    iterator: Option<String>,
+    finished: bool,
+}
+
+/// Polls one table's stream and feeds a handler.
+#[derive(Debug)]
+pub struct LocalEventSource {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    filter: FilterPattern,
+    settings: SourceSettings,
+    shards: HashMap<String, ShardState>,
+}
+
+/// A streams client from the SDK's default chain. `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` or
+/// `AWS_ENDPOINT_URL` chooses its endpoint; if only `AWS_ENDPOINT_URL_DYNAMODB` is set, the
+/// streams API is assumed to be served there too, as DynamoDB Local does.
+pub async fn streams_client_from_env() -> aws_sdk_dynamodbstreams::Client {
+    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&sdk_config);
+    let own = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if own("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_none() && own("AWS_ENDPOINT_URL").is_none() {
+        if let Some(url) = own("AWS_ENDPOINT_URL_DYNAMODB") {
+            builder = builder.endpoint_url(url);
+        }
+    }
+    aws_sdk_dynamodbstreams::Client::from_conf(builder.build())
+}
+
+impl LocalEventSource {
+    pub fn new(
+        client: aws_sdk_dynamodbstreams::Client,
+        stream_arn: impl Into<String>,
+        filter: FilterPattern,
+        settings: SourceSettings,
+    ) -> Self {
+        Self {
+            client,
+            stream_arn: stream_arn.into(),
+            filter,
+            settings,
+            shards: HashMap::new(),
+        }
+    }
+
+    /// Polls forever, as the event source mapping does.
+    pub async fn run<H, F, E>(mut self, handler: H) -> Result<(), StoreError>
+    where
+        H: Fn(Event) -> F,
+        F: Future<Output = Result<DynamoDbEventResponse, E>>,
+        E: std::fmt::Display,
+    {
+        loop {
+            if self.drain(&handler).await? == 0 {
+                tokio::time::sleep(self.settings.idle_wait).await;
+            }
+        }
+    }
+
+    /// Delivers every record the stream holds now that this source has not delivered yet,
+    /// and returns how many records it read (filtered out ones included).
+    pub async fn drain<H, F, E>(&mut self, handler: &H) -> Result<usize, StoreError>
+    where
+        H: Fn(Event) -> F,
+        F: Future<Output = Result<DynamoDbEventResponse, E>>,
+        E: std::fmt::Display,
+    {
+        let shards = self.list_shards().await?;
+        let mut read = 0;
+        for (shard, parent) in &shards {
+            // Records of one item stay in order only if a parent shard is read to its end
+            // before its children.
+            let parent_open = parent.as_ref().is_some_and(|p| {
+                shards.iter().any(|(id, _)| id == p)
+                    && !self.shards.get(p).is_some_and(|s| s.finished)
+            });
+            if parent_open || self.shards.get(shard).is_some_and(|s| s.finished) {
+                continue;
+            }
+            read += self.drain_shard(shard, handler).await?;
+        }
+        Ok(read)
+    }
+
+    async fn list_shards(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let mut shards = Vec::new();
+        let mut start: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("DescribeStream", e))?;
+            let Some(description) = out.stream_description else {
+                return Ok(shards);
+            };
+            for shard in description.shards() {
+                if let Some(id) = shard.shard_id() {
+                    shards.push((id.to_owned(), shard.parent_shard_id().map(str::to_owned)));
+                }
+            }
+            match description.last_evaluated_shard_id {
+                Some(last) => start = Some(last),
+                None => return Ok(shards),
+            }
+        }
+    }
+
+    async fn drain_shard<H, F, E>(&mut self, shard: &str, handler: &H) -> Result<usize, StoreError>
+    where
+        H: Fn(Event) -> F,
+        F: Future<Output = Result<DynamoDbEventResponse, E>>,
+        E: std::fmt::Display,
+    {
+        let mut iterator = match self.shards.get(shard).and_then(|s| s.iterator.clone()) {
+            Some(it) => it,
+            None => self
+                .client
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(shard)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .map_err(|e| from_sdk("GetShardIterator", e))?
+                .shard_iterator
+                .ok_or_else(|| StoreError::corrupt("GetShardIterator returned no iterator"))?,
+        };
+        let mut read = 0;
+        loop {
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(self.settings.batch_size)
+                .send()
+                .await
+                .map_err(|e| from_sdk("GetRecords", e))?;
+            let records = out.records.unwrap_or_default();
+            read += records.len();
+            let batch: Vec<Value> = records
+                .iter()
+                .map(|r| lambda_record(r, &self.stream_arn))
+                .filter(|r| self.filter.matches(r))
+                .collect();
+            if !batch.is_empty() {
+                self.deliver(batch, handler).await?;
+            }
+            let state = self.shards.entry(shard.to_owned()).or_default();
+            match out.next_shard_iterator {
+                Some(next) => {
+                    state.iterator = Some(next.clone());
+                    iterator = next;
+                }
+                None => {
+                    state.finished = true;
+                    return Ok(read);
+                }
+            }
+            if records.is_empty() {
+                return Ok(read);
+            }
+        }
+    }
+
+    async fn deliver<H, F, E>(&self, mut batch: Vec<Value>, handler: &H) -> Result<(), StoreError>
+    where
+        H: Fn(Event) -> F,
+        F: Future<Output = Result<DynamoDbEventResponse, E>>,
+        E: std::fmt::Display,
+    {
+        let mut attempt = 0;
+        loop {
+            let event: Event = serde_json::from_value(json!({ "Records": batch }))
+                .map_err(|e| StoreError::internal("building a DynamoDB stream event", e))?;
+            let failed_from = match handler(event).await {
+                Ok(response) => match response.batch_item_failures.first() {
+                    None => return Ok(()),
+                    Some(failure) => {
+                        let id = failure.item_identifier.as_deref();
+                        // An unknown identifier fails the whole batch, as Lambda does.
+                        batch
+                            .iter()
+                            .position(|r| sequence_number(r) == id)
+                            .unwrap_or(0)
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "handler failed; retrying the whole batch");
+                    0
+                }
+            };
+            batch.drain(..failed_from);
+            attempt += 1;
+            if attempt > self.settings.max_retries {
+                tracing::error!(
+                    records = batch.len(),
+                    first = ?batch.first().and_then(sequence_number),
+                    "giving up on records after retries (on AWS they go to the on-failure destination)"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(5))).await;
+        }
+    }
+}
+
+fn sequence_number(record: &Value) -> Option<&str> {
+    record.get("dynamodb")?.get("SequenceNumber")?.as_str()
+}
+
+fn image(map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Value {
+    map.map(|m| {
+        let item: serde_dynamo::Item = m.clone().into();
+        serde_json::to_value(item).unwrap_or(Value::Null)
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// A stream record in the JSON shape of a Lambda DynamoDB event record.
+fn lambda_record(record: &Record, stream_arn: &str) -> Value {
+    let change = record.dynamodb();
+    let mut dynamodb = json!({
+        "Keys": image(change.and_then(|c| c.keys())),
+        "SequenceNumber": change.and_then(|c| c.sequence_number()),
+        "SizeBytes": change.and_then(|c| c.size_bytes()).unwrap_or(0),
+        "StreamViewType": change.and_then(|c| c.stream_view_type()).map(|v| v.as_str()),
+    });
+    if let Some(created) = change.and_then(|c| c.approximate_creation_date_time()) {
+        dynamodb["ApproximateCreationDateTime"] = json!(created.as_secs_f64());
+    }
+    for (field, map) in [
+        ("NewImage", change.and_then(|c| c.new_image())),
+        ("OldImage", change.and_then(|c| c.old_image())),
+    ] {
+        if map.is_some() {
+            dynamodb[field] = image(map);
+        }
+    }
+    json!({
+        "eventID": record.event_id(),
+        "eventName": record.event_name().map(|n| n.as_str()),
+        "eventVersion": record.event_version(),
+        "eventSource": record.event_source().unwrap_or("aws:dynamodb"),
+        "awsRegion": record.aws_region().unwrap_or_default(),
+        "eventSourceARN": stream_arn,
+        "dynamodb": dynamodb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequencer::EVENT_INSERTS_FILTER;
+
+    fn record(name: &str, sk: &str) -> Value {
+        json!({"eventName": name, "dynamodb": {"Keys": {"PK": {"S": "STREAM#a"}, "SK": {"S": sk}}}})
+    }
+
+    #[test]
+    fn the_sequencer_filter_passes_event_inserts_only() {
+        let f = FilterPattern::parse(EVENT_INSERTS_FILTER).unwrap();
+        assert!(f.matches(&record("INSERT", "VERSION#00000000000000000001")));
+        assert!(!f.matches(&record("MODIFY", "VERSION#00000000000000000001")));
+        assert!(!f.matches(&record("INSERT", "HEAD")));
+        assert!(!f.matches(&json!({"eventName": "INSERT"})));
+    }
+
+    #[test]
+    fn unsupported_filter_rules_are_refused() {
+        assert!(FilterPattern::parse(r#"{"a": [{"numeric": [">", 1]}]}"#).is_err());
+        assert!(FilterPattern::parse(r#"{"a": "x"}"#).is_err());
+        assert!(FilterPattern::parse("[]").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The sequencer: dense, unique global positions in stream order, each event exactly once,
+//! whatever the stream records' order, duplication or loss, and with sequencers racing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use aws_lambda_events::event::dynamodb::Event;
+use eventstore_core::{AppendBatch, ExpectedVersion, StreamId};
+use eventstore_dynamodb::{DynamoEventLog, Sequencer};
+use eventstore_tests::{assert_dense_and_in_stream_order, event, stream, TestStore};
+use serde_json::{json, Value};
+
+fn fixture() -> Value {
+    let path = format!(
+        "{}/fixtures/dynamodb/sequencer-batch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A stream record for `stream` at `version`, made from the fixture's first record.
+fn record(stream: &StreamId, version: u64, sequence: u64) -> Value {
+    let mut r = fixture()["Records"][0].clone();
+    let keys = json!({
+        "PK": {"S": format!("STREAM#{stream}")},
+        "SK": {"S": format!("VERSION#{version:020}")},
+    });
+    r["dynamodb"]["Keys"] = keys.clone();
+    r["dynamodb"]["NewImage"] = keys;
+    r["dynamodb"]["SequenceNumber"] = json!(sequence.to_string());
+    r
+}
+
+fn batch(records: Vec<Value>) -> Event {
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+async fn append(t: &TestStore, stream: &StreamId, types: &[&str]) {
+    let events = types.iter().map(|ty| event(ty, "{}")).collect();
+    t.store
+        .append(stream, ExpectedVersion::Any, &AppendBatch::new(events).unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_handler_sequences_a_real_stream_event_and_ignores_what_is_not_an_event() {
+    let t = TestStore::new().await;
+    let account = StreamId::parse("Account-fx", "s").unwrap();
+    let order = StreamId::parse("Order-fx", "s").unwrap();
+    append(&t, &account, &["AccountOpened", "MoneyDeposited"]).await;
+    append(&t, &order, &["OrderPlaced"]).await;
+    let event: Event = serde_json::from_value(fixture()).unwrap();
+    let response = t.sequencer().await.handle(event).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        t.positions().await,
+        vec![
+            ("Account-fx".to_owned(), 1, Some(1)),
+            ("Account-fx".to_owned(), 2, Some(2)),
+            ("Order-fx".to_owned(), 1, Some(3)),
+        ]
+    );
+    assert_eq!(t.counter("COUNTER#ALL").await, 3);
+    assert_eq!(t.counter("COUNTER#TYPE#AccountOpened").await, 1);
+    assert_eq!(t.counter("COUNTER#CATEGORY#Account").await, 2);
+    assert_eq!(t.counter("COUNTER#CATEGORY#Order").await, 1);
+}
+
+#[tokio::test]
+async fn duplicated_reordered_and_dropped_then_redelivered_records_sequence_each_event_once() {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    let b = stream("Account");
+    let c = stream("Order");
+    append(&t, &a, &["Opened", "Deposited", "Deposited"]).await;
+    append(&t, &b, &["Opened"]).await;
+    append(&t, &c, &["Placed", "Paid"]).await;
+    let sequencer = t.sequencer().await;
+
+    // Newest first and duplicated; b's record is lost for now.
+    let first = batch(vec![
+        record(&a, 3, 10),
+        record(&c, 2, 11),
+        record(&a, 1, 12),
+        record(&a, 3, 13),
+    ]);
+    let response = sequencer.handle(first.clone()).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let after_first = t.positions().await;
+    // Each hinted stream is sequenced up to the newest hinted version, in version order:
+    // a (hinted first) takes 1..=3, then c takes 4..=5. b is untouched.
+    let got = |s: &StreamId| -> Vec<Option<u64>> {
+        after_first
+            .iter()
+            .filter(|(id, _, _)| id == s.as_str())
+            .map(|(_, _, p)| *p)
+            .collect()
+    };
+    assert_eq!(got(&a), vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(got(&c), vec![Some(4), Some(5)]);
+    assert_eq!(got(&b), vec![None]);
+
+    // The whole batch again (an at-least-once redelivery) changes nothing.
+    sequencer.handle(first).await.unwrap();
+    assert_eq!(t.positions().await, after_first);
+
+    // b's record finally arrives, with a stale duplicate of c's.
+    sequencer
+        .handle(batch(vec![record(&c, 1, 14), record(&b, 1, 15)]))
+        .await
+        .unwrap();
+    let positions = t.positions().await;
+    assert_dense_and_in_stream_order(&positions);
+    let b_position = positions.iter().find(|(id, _, _)| id == b.as_str()).unwrap().2;
+    assert_eq!(b_position, Some(6));
+    assert_eq!(t.counter("COUNTER#ALL").await, 6);
+    assert_eq!(t.counter("COUNTER#TYPE#Opened").await, 2);
+    assert_eq!(t.counter("COUNTER#TYPE#Deposited").await, 2);
+    assert_eq!(t.counter("COUNTER#CATEGORY#Account").await, 4);
+    assert_eq!(t.counter("COUNTER#CATEGORY#Order").await, 2);
+}
+
+#[tokio::test]
+async fn a_hint_for_a_version_nobody_wrote_is_ignored() {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    append(&t, &a, &["Opened"]).await;
+    let ghost = stream("Ghost");
+    let response = t
+        .sequencer()
+        .await
+        .handle(batch(vec![record(&ghost, 4, 1), record(&a, 9, 2)]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(t.positions().await, vec![(a.to_string(), 1, Some(1))]);
+}
+
+#[tokio::test]
+async fn a_failing_batch_reports_its_first_record_for_retry() {
+    let config = eventstore_tests::sdk_config().await;
+    let log = DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&config), "no-such-table");
+    let a = stream("Account");
+    let response = Sequencer::new(log)
+        .handle(batch(vec![record(&a, 1, 77), record(&a, 2, 78)]))
+        .await
+        .unwrap();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![Some("77".to_owned())]);
+}
+
+#[tokio::test]
+async fn two_sequencers_racing_on_the_same_streams_assign_each_position_once() {
+    let t = TestStore::new().await;
+    let streams: Vec<StreamId> = (0..12).map(|i| stream(["A", "B", "C"][i % 3])).collect();
+    for (i, s) in streams.iter().enumerate() {
+        let types: Vec<&str> = ["X", "Y", "Z"].iter().cycle().take(1 + i % 4).copied().collect();
+        append(&t, s, &types).await;
+    }
+    let records: Vec<Value> = streams
+        .iter()
+        .zip(1u64..)
+        .map(|(s, n)| record(s, 1, n))
+        .collect();
+    let (one, two) = (t.sequencer().await, t.sequencer().await);
+    let mut reversed = records.clone();
+    reversed.reverse();
+    let (r1, r2) = tokio::join!(one.handle(batch(records)), two.handle(batch(reversed)));
+    assert!(r1.unwrap().batch_item_failures.is_empty());
+    assert!(r2.unwrap().batch_item_failures.is_empty());
+    let positions = t.positions().await;
+    assert_eq!(positions.len(), 30);
+    assert_dense_and_in_stream_order(&positions);
+    assert_eq!(t.counter("COUNTER#ALL").await, 30);
+    let per_type: u64 = t.counter("COUNTER#TYPE#X").await
+        + t.counter("COUNTER#TYPE#Y").await
+        + t.counter("COUNTER#TYPE#Z").await;
+    assert_eq!(per_type, 30);
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_many_streams_end_dense_and_in_stream_order() {
+    let t = std::sync::Arc::new(TestStore::new().await);
+    let streams: Vec<StreamId> = (0..10).map(|i| stream(["Order", "Cart"][i % 2])).collect();
+    // The local event source feeds the sequencer while 6 writers append.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (t, done) = (t.clone(), done.clone());
+        tokio::spawn(async move {
+            let sequencer = t.sequencer().await;
+            let mut source = sequencer.local_source().await.unwrap();
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let read = source.drain(&|e| sequencer.handle(e)).await.unwrap();
+                if finished && read == 0 {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (t, streams) = (t.clone(), streams.clone());
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    let s = &streams[(w * 7 + i * 3) % streams.len()];
+                    let n = 1 + (i % 3);
+                    let types: Vec<&str> = ["Placed", "Paid", "Shipped"][..n].to_vec();
+                    append(&t, s, &types).await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    poller.await.unwrap();
+    let positions = t.positions().await;
+    // 6 writers x 15 appends of 1, 2 or 3 events (5 of each size).
+    assert_eq!(positions.len(), 6 * 5 * (1 + 2 + 3));
+    assert_dense_and_in_stream_order(&positions);
+}
