@@ -231,7 +231,11 @@ impl TestStore {
             .filter(|i| s(i, "SK").starts_with("VERSION#"))
             .map(|i| {
                 let n = |k: &str| i.get(k).map(|v| v.as_n().unwrap().parse::<u64>().unwrap());
-                (s(i, "streamId").to_owned(), n("version").unwrap(), n("globalPosition"))
+                (
+                    s(i, "streamId").to_owned(),
+                    n("version").unwrap(),
+                    n("globalPosition"),
+                )
             })
             .collect();
         found.sort();

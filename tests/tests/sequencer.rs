@@ -36,7 +36,11 @@ fn batch(records: Vec<Value>) -> Event {
 async fn append(t: &TestStore, stream: &StreamId, types: &[&str]) {
     let events = types.iter().map(|ty| event(ty, "{}")).collect();
     t.store
-        .append(stream, ExpectedVersion::Any, &AppendBatch::new(events).unwrap())
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            &AppendBatch::new(events).unwrap(),
+        )
         .await
         .unwrap();
 }
@@ -110,7 +114,11 @@ async fn duplicated_reordered_and_dropped_then_redelivered_records_sequence_each
         .unwrap();
     let positions = t.positions().await;
     assert_dense_and_in_stream_order(&positions);
-    let b_position = positions.iter().find(|(id, _, _)| id == b.as_str()).unwrap().2;
+    let b_position = positions
+        .iter()
+        .find(|(id, _, _)| id == b.as_str())
+        .unwrap()
+        .2;
     assert_eq!(b_position, Some(6));
     assert_eq!(t.counter("COUNTER#ALL").await, 6);
     assert_eq!(t.counter("COUNTER#TYPE#Opened").await, 2);
@@ -153,32 +161,61 @@ async fn a_failing_batch_reports_its_first_record_for_retry() {
 }
 
 #[tokio::test]
-async fn two_sequencers_racing_on_the_same_streams_assign_each_position_once() {
+async fn two_sequencers_racing_assign_each_position_once() {
     let t = TestStore::new().await;
     let streams: Vec<StreamId> = (0..12).map(|i| stream(["A", "B", "C"][i % 3])).collect();
+    let types_of = |i: usize| -> Vec<&str> {
+        ["X", "Y", "Z"]
+            .iter()
+            .cycle()
+            .take(1 + i % 4)
+            .copied()
+            .collect()
+    };
     for (i, s) in streams.iter().enumerate() {
-        let types: Vec<&str> = ["X", "Y", "Z"].iter().cycle().take(1 + i % 4).copied().collect();
-        append(&t, s, &types).await;
+        append(&t, s, &types_of(i)).await;
     }
-    let records: Vec<Value> = streams
-        .iter()
-        .zip(1u64..)
-        .map(|(s, n)| record(s, 1, n))
-        .collect();
+    // One record per stream, naming its newest version, as the stream's last insert would.
+    let records = |range: std::ops::Range<usize>, appends: usize| -> Vec<Value> {
+        range
+            .map(|i| {
+                let newest = (0..appends).map(|a| types_of(i + a).len() as u64).sum();
+                record(&streams[i], newest, i as u64 + 1)
+            })
+            .collect()
+    };
     let (one, two) = (t.sequencer().await, t.sequencer().await);
-    let mut reversed = records.clone();
+
+    // Disjoint streams at the same moment: only the counters keep them from taking the
+    // same positions.
+    let (r1, r2) = tokio::join!(
+        one.handle(batch(records(0..6, 1))),
+        two.handle(batch(records(6..12, 1)))
+    );
+    assert!(r1.unwrap().batch_item_failures.is_empty());
+    assert!(r2.unwrap().batch_item_failures.is_empty());
+    assert_dense_and_in_stream_order(&t.positions().await);
+
+    // The same streams, one sequencer newest first: the same events are contested.
+    for (i, s) in streams.iter().enumerate() {
+        append(&t, s, &types_of(i + 1)).await;
+    }
+    let mut reversed = records(0..12, 2);
     reversed.reverse();
-    let (r1, r2) = tokio::join!(one.handle(batch(records)), two.handle(batch(reversed)));
+    let (r1, r2) = tokio::join!(
+        one.handle(batch(records(0..12, 2))),
+        two.handle(batch(reversed))
+    );
     assert!(r1.unwrap().batch_item_failures.is_empty());
     assert!(r2.unwrap().batch_item_failures.is_empty());
     let positions = t.positions().await;
-    assert_eq!(positions.len(), 30);
+    assert_eq!(positions.len(), 30 + 30);
     assert_dense_and_in_stream_order(&positions);
-    assert_eq!(t.counter("COUNTER#ALL").await, 30);
+    assert_eq!(t.counter("COUNTER#ALL").await, 60);
     let per_type: u64 = t.counter("COUNTER#TYPE#X").await
         + t.counter("COUNTER#TYPE#Y").await
         + t.counter("COUNTER#TYPE#Z").await;
-    assert_eq!(per_type, 30);
+    assert_eq!(per_type, 60);
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::port::LogPage;
 use crate::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, NewEvent, RecordedEvent, StoreError,
-    StreamId, StreamTail, Timestamp, WriteConflict,
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, NewEvent, RecordedEvent, StoreError, StreamId,
+    StreamTail, Timestamp, WriteConflict,
 };
 
 #[derive(Debug, Default)]

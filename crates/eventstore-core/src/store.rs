@@ -295,7 +295,11 @@ impl<L: EventLog> EventStore<L> {
         // past the last event of that index before `from`.
         let mut expected = match filter {
             GlobalFilter::All => from,
-            _ => self.log.sequence_before(filter, from).await?.saturating_add(1),
+            _ => self
+                .log
+                .sequence_before(filter, from)
+                .await?
+                .saturating_add(1),
         };
         let mut waits = INDEX_LAG_WAITS.iter();
         loop {
@@ -334,8 +338,8 @@ impl<L: EventLog> EventStore<L> {
             // hole, or, for `$all`, positions the counter has handed out but the index does
             // not show yet. (A type or category has no cheap end marker; its reader simply
             // reads again from `next`, which is safe.)
-            let lagging = hole
-                || (*filter == GlobalFilter::All && next <= self.log.last_position().await?);
+            let lagging =
+                hole || (*filter == GlobalFilter::All && next <= self.log.last_position().await?);
             match waits.next() {
                 Some(wait) if lagging => tokio::time::sleep(*wait).await,
                 _ => return Ok(GlobalPage { events, next }),

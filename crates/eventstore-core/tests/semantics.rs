@@ -199,7 +199,10 @@ async fn a_read_waits_briefly_for_a_lagging_index_and_then_returns_everything() 
         .read_global(&GlobalFilter::All, None, 100)
         .await
         .unwrap();
-    assert_eq!((positions(&page.events), page.next), (vec![1, 2, 3, 4, 5], 6));
+    assert_eq!(
+        (positions(&page.events), page.next),
+        (vec![1, 2, 3, 4, 5], 6)
+    );
 }
 
 #[tokio::test]

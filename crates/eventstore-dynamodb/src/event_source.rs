@@ -52,7 +52,8 @@ fn check(pattern: &Map<String, Value>) -> Result<(), String> {
             Value::Array(allowed) => {
                 for a in allowed {
                     match a {
-                        Value::Object(op) if op.len() == 1 && op.get("prefix").is_some_and(Value::is_string) => {}
+                        Value::Object(op)
+                            if op.len() == 1 && op.get("prefix").is_some_and(Value::is_string) => {}
                         Value::Object(_) | Value::Array(_) => {
                             return Err(format!("filter pattern: unsupported rule for {field}"))
                         }
@@ -60,7 +61,11 @@ fn check(pattern: &Map<String, Value>) -> Result<(), String> {
                     }
                 }
             }
-            _ => return Err(format!("filter pattern: {field} must be an object or a list")),
+            _ => {
+                return Err(format!(
+                    "filter pattern: {field} must be an object or a list"
+                ))
+            }
         }
     }
     Ok(())

@@ -41,7 +41,11 @@ pub(crate) struct EventItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub global_position: Option<u64>,
-    #[serde(rename = "typeSequence", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "typeSequence",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub type_sequence: Option<u64>,
     #[serde(
         rename = "categorySequence",
@@ -83,14 +87,19 @@ pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {
 }
 
 /// An event read from one of the global-order indexes, with its number in that index.
-pub(crate) fn decode_indexed(item: Item, filter: &GlobalFilter) -> Result<IndexedEvent, StoreError> {
+pub(crate) fn decode_indexed(
+    item: Item,
+    filter: &GlobalFilter,
+) -> Result<IndexedEvent, StoreError> {
     let item = parse(item)?;
     let sequence = match filter {
         GlobalFilter::All => item.global_position,
         GlobalFilter::EventType(_) => item.type_sequence,
         GlobalFilter::Category(_) => item.category_sequence,
     }
-    .ok_or_else(|| StoreError::corrupt(format!("indexed event {} without its sequence", item.sk)))?;
+    .ok_or_else(|| {
+        StoreError::corrupt(format!("indexed event {} without its sequence", item.sk))
+    })?;
     Ok(IndexedEvent {
         sequence,
         event: decode_item(item)?,

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Select, Trans
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent,
-    StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StoreError,
+    StreamId, StreamTail, Timestamp, WriteConflict,
 };
 use uuid::Uuid;
 
@@ -484,7 +484,10 @@ impl EventLog for DynamoEventLog {
             .get_item()
             .table_name(&self.table)
             .consistent_read(true)
-            .key(keys::PK, AttributeValue::S(keys::GLOBAL_COUNTER_PK.to_owned()))
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::GLOBAL_COUNTER_PK.to_owned()),
+            )
             .key(keys::SK, AttributeValue::S(keys::COUNTER_SK.to_owned()))
             .send()
             .await
