@@ -71,3 +71,54 @@ async fn the_local_server_answers_with_the_shared_router() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
+    let t = TestStore::new().await;
+    let app = Arc::new(App::new(t.store.clone(), Mount::All));
+    let listener = local::bind(0).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sequencer = local::spawn_sequencer(t.store.log().clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, body) = send(
+        port,
+        "POST",
+        "/streams/Local-2/events",
+        br#"{"events":[{"eventType":"Started","data":{"n":1}},{"eventType":"Stopped","data":{}}]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // The poller runs in the background; give it up to 30 s (it usually needs well under one).
+    let mut page = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (status, body) = send(port, "GET", "/all/events", b"").await;
+        assert_eq!(status, 200, "{body}");
+        page = serde_json::from_str(&body).unwrap();
+        if page["events"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<(serde_json::Value, serde_json::Value)> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["eventType"].clone(), e["globalPosition"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (serde_json::json!("Started"), serde_json::json!(1)),
+            (serde_json::json!("Stopped"), serde_json::json!(2)),
+        ]
+    );
+    assert_eq!(page["next"], 3);
+
+    sequencer.abort();
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

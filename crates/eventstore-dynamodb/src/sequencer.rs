@@ -26,7 +26,9 @@ use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
 
 use crate::error::from_sdk;
-use crate::event_source::{streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings};
+use crate::event_source::{
+    streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
+};
 use crate::item::{parse, Item};
 use crate::keys;
 use crate::log::{conflict_backoff, counter_value, DynamoEventLog};
@@ -209,7 +211,11 @@ impl Sequencer {
         let found: Vec<(usize, u64, Result<Vec<Unsequenced>, StoreError>)> =
             futures::stream::iter(to_read)
                 .map(|(slot, head)| async move {
-                    (slot, head, self.unsequenced(&chunk[slot].stream, head).await)
+                    (
+                        slot,
+                        head,
+                        self.unsequenced(&chunk[slot].stream, head).await,
+                    )
                 })
                 .buffered(QUERY_CONCURRENCY)
                 .collect()

@@ -1,4 +1,5 @@
-//! The local HTTP server: hyper on 127.0.0.1, handing every request to [`App::handle`].
+//! The local HTTP server: hyper on 127.0.0.1, handing every request to [`App::handle`], and
+//! the local stand-in for the sequencer's event source mapping.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -6,6 +7,7 @@ use std::sync::Arc;
 
 use eventstore_core::EventLog;
 use eventstore_core::ValidationError;
+use eventstore_dynamodb::{DynamoEventLog, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -92,4 +94,24 @@ async fn answer<L: EventLog>(
     };
     let (parts, body) = response.into_parts();
     hyper::Response::from_parts(parts, Full::new(Bytes::from(body.to_vec())))
+}
+
+/// Runs the sequencer as the deployed stack does, for as long as the process lives. Lambda's
+/// event source mapping does not exist locally, so a local poller of the table's stream
+/// feeds the same handler the `sequencer` function runs. If polling fails (say the
+/// DynamoDB endpoint went away), it starts over a second later.
+pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
+    let sequencer = Sequencer::new(log);
+    tokio::spawn(async move {
+        loop {
+            let result = match sequencer.local_source().await {
+                Ok(source) => source.run(|event| sequencer.handle(event)).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "local event source stopped; restarting in 1 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
 }

@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use eventstore_dynamodb::Sequencer;
 use eventstore_http::{local, App, Mount};
 
 #[tokio::main]
@@ -31,21 +30,7 @@ async fn main() -> ExitCode {
         eprintln!("could not create table {table} at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
-    // Lambda's event source mapping does not exist locally: poll the stream here and feed the
-    // same sequencer handler the deployed function runs.
-    let sequencer = Sequencer::new(app.store().log().clone());
-    tokio::spawn(async move {
-        loop {
-            let result = match sequencer.local_source().await {
-                Ok(source) => source.run(|event| sequencer.handle(event)).await,
-                Err(err) => Err(err),
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "local event source stopped; restarting in 1 s");
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    });
+    local::spawn_sequencer(app.store().log().clone());
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
         Err(err) => {
