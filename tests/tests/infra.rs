@@ -101,7 +101,46 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|r| text(&r["Metadata"]["BuildMethod"]))
         .collect();
-    assert_eq!(functions, ["rust-cargolambda", "rust-cargolambda"]);
+    assert_eq!(
+        functions,
+        ["rust-cargolambda", "rust-cargolambda", "rust-cargolambda"]
+    );
+}
+
+#[test]
+fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
+    let t = template();
+    let function = &t["Resources"]["SequencerFunction"];
+    assert_eq!(text(&function["Properties"]["CodeUri"]), "../functions/sequencer");
+    let source = &function["Properties"]["Events"]["EventInserts"];
+    assert_eq!(text(&source["Type"]), "DynamoDB");
+    let p = &source["Properties"];
+    let patterns: Vec<serde_json::Value> = p["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(&text(&f["Pattern"])).unwrap())
+        .collect();
+    let local: serde_json::Value =
+        serde_json::from_str(eventstore_dynamodb::sequencer::EVENT_INSERTS_FILTER).unwrap();
+    assert_eq!(patterns, vec![local]);
+    assert_eq!(p["BatchSize"], Value::from(100));
+    assert_eq!(
+        p["BatchSize"].as_i64().unwrap(),
+        i64::from(eventstore_dynamodb::event_source::SourceSettings::default().batch_size)
+    );
+    assert_eq!(text(&p["StartingPosition"]), "TRIM_HORIZON");
+    assert_eq!(p["ParallelizationFactor"], Value::from(1));
+    assert_eq!(p["MaximumRetryAttempts"], Value::from(10));
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        serde_yaml_ng::from_str::<Value>("[ReportBatchItemFailures]").unwrap()
+    );
+    assert_eq!(text(&p["DestinationConfig"]["OnFailure"]["Type"]), "SQS");
+    assert_eq!(
+        text(&t["Resources"]["SequencerFailures"]["Type"]),
+        "AWS::SQS::Queue"
+    );
 }
 
 #[tokio::test]
