@@ -111,7 +111,10 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
 fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
     let t = template();
     let function = &t["Resources"]["SequencerFunction"];
-    assert_eq!(text(&function["Properties"]["CodeUri"]), "../functions/sequencer");
+    assert_eq!(
+        text(&function["Properties"]["CodeUri"]),
+        "../functions/sequencer"
+    );
     let source = &function["Properties"]["Events"]["EventInserts"];
     assert_eq!(text(&source["Type"]), "DynamoDB");
     let p = &source["Properties"];

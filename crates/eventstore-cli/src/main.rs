@@ -1,0 +1,105 @@
+//! `eventstore`: operator commands against an events table.
+//!
+//! `eventstore repair` gives positions to events the sequencer never saw. DynamoDB Streams
+//! keeps records for 24 hours, so a sequencer outage longer than that strands the events
+//! appended early in it; repair finds them with a Scan and sequences them with the same code
+//! as the sequencer. It is safe to run while the sequencer runs.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Sequencer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "eventstore",
+    version,
+    about = "Operator commands of the event store"
+)]
+struct Cli {
+    /// The events table (default: $EVENTS_TABLE, else eventstore-events).
+    #[arg(long, global = true)]
+    table: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Finds events without a global position (a full Scan: it reads the whole table once)
+    /// and sequences them, oldest first.
+    Repair {
+        /// Only report what would be sequenced.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Streams sequenced per step of the progress bar.
+const STREAMS_PER_STEP: usize = 48;
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+async fn repair(sequencer: &Sequencer, dry_run: bool) -> Result<(), String> {
+    let estimate = sequencer
+        .approximate_item_count()
+        .await
+        .map_err(|e| e.to_string())?;
+    let scan = ProgressBar::new(estimate.max(1)).with_style(style(
+        "scan     [{bar:40}] {pos}/~{len} items  {msg}  {elapsed}",
+    ));
+    scan.enable_steady_tick(Duration::from_millis(200));
+    let hints = sequencer
+        .find_unsequenced(|scanned, found| {
+            if scanned > scan.length().unwrap_or(0) {
+                scan.set_length(scanned);
+            }
+            scan.set_position(scanned);
+            scan.set_message(format!("{found} unsequenced"));
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    scan.finish();
+    let streams = hints.len();
+    println!("{streams} streams have events without a position");
+    if dry_run || hints.is_empty() {
+        return Ok(());
+    }
+    let bar = ProgressBar::new(streams as u64).with_style(style(
+        "sequence [{bar:40}] {pos}/{len} streams  {msg}  {per_sec}  {elapsed}",
+    ));
+    let mut events = 0;
+    for chunk in hints.chunks(STREAMS_PER_STEP) {
+        let report = sequencer.sequence(chunk).await.map_err(|e| {
+            format!("{e} (after {events} events; re-run repair to continue: it is idempotent)")
+        })?;
+        events += report.events;
+        bar.inc(chunk.len() as u64);
+        bar.set_message(format!("{events} events"));
+    }
+    bar.finish();
+    println!("sequenced {events} events in {streams} streams");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let table = cli.table.unwrap_or_else(|| Config::from_env().events_table);
+    let sequencer = Sequencer::new(DynamoEventLog::new(client_from_env().await, table));
+    let result = match cli.command {
+        Command::Repair { dry_run } => repair(&sequencer, dry_run).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("eventstore: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

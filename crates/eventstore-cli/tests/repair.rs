@@ -1,0 +1,85 @@
+//! `eventstore repair` sequences the events a sequencer outage left without a position.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use eventstore_core::{AppendBatch, ExpectedVersion};
+use eventstore_tests::{assert_dense_and_in_stream_order, event, stream, TestStore};
+
+async fn append(t: &TestStore, category: &str, n: usize) {
+    let events = (0..n).map(|i| event(&format!("E{i}"), "{}")).collect();
+    t.store
+        .append(
+            &stream(category),
+            ExpectedVersion::Any,
+            &AppendBatch::new(events).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+fn run(table: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+        .args(["--table", table])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn repair_sequences_what_the_sequencer_missed_and_nothing_twice() {
+    let t = TestStore::new().await;
+    append(&t, "Order", 3).await;
+    append(&t, "Cart", 1).await;
+    t.sequence_all().await;
+    // The sequencer is down for these, and their stream records are gone.
+    append(&t, "Order", 2).await;
+    append(&t, "Cart", 60).await;
+    append(&t, "Order", 1).await;
+    let before = t.positions().await;
+    assert_eq!(before.iter().filter(|p| p.2.is_none()).count(), 63);
+
+    let (ok, stdout) = run(&t.table, &["repair", "--dry-run"]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("3 streams have events without a position"),
+        "{stdout}"
+    );
+    assert_eq!(t.positions().await, before);
+
+    let (ok, stdout) = run(&t.table, &["repair"]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("sequenced 63 events in 3 streams"),
+        "{stdout}"
+    );
+    let after = t.positions().await;
+    assert_dense_and_in_stream_order(&after);
+    // What was sequenced before keeps its position.
+    for (old, new) in before.iter().zip(&after) {
+        if old.2.is_some() {
+            assert_eq!(old, new);
+        }
+    }
+
+    let (ok, stdout) = run(&t.table, &["repair"]);
+    assert!(ok, "{stdout}");
+    assert!(
+        stdout.contains("0 streams have events without a position"),
+        "{stdout}"
+    );
+    assert_eq!(t.positions().await, after);
+}
+
+#[test]
+fn repair_against_a_missing_table_fails_with_a_message() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+        .args(["--table", "no-such-table", "repair"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("eventstore: "), "{stderr}");
+}
