@@ -6,7 +6,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_REGION ?= us-east-1
 VENV := .venv/bin
 
-.PHONY: dev test lint unit spec infra-check build deploy clean venv
+.PHONY: dev test lint unit spec infra-check bench repair build deploy clean venv
 
 ## Serve the HTTP API on 127.0.0.1:$${PORT:-3000} against a local DynamoDB, until Ctrl-C.
 dev:
@@ -27,6 +27,16 @@ spec: venv
 
 infra-check: venv
 	scripts/infra-check.sh
+
+## Sequencer throughput and append -> $$all lag on a local DynamoDB (reports, asserts nothing).
+bench: venv
+	cargo build -p eventstore-tests --bin sequencer-bench
+	scripts/with-dynamodb.sh target/debug/sequencer-bench
+
+## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
+## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.
+repair:
+	cargo run -p eventstore-cli -- repair
 
 venv:
 	scripts/venv.sh
