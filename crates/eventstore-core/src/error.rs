@@ -20,8 +20,8 @@ impl ValidationError {
     }
 }
 
-/// The one error type of the store. The first four variants are domain outcomes a caller
-/// acts on; `Unavailable` and `Internal` are infrastructure failures.
+/// The one error type of the store. The first five variants are outcomes a caller acts
+/// on; `Unavailable` and `Internal` are infrastructure failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid request: {0}")]
@@ -42,6 +42,10 @@ pub enum StoreError {
         expected: ExpectedVersion,
         current: u64,
     },
+
+    /// A snapshot older than the stored one was offered; it is not stored.
+    #[error("a newer snapshot, at version {stored_version}, is already stored")]
+    SnapshotOutdated { stored_version: u64 },
 
     /// Storage throttled or failed after the SDK's own retries, or an append kept losing
     /// races. Retrying later is safe: appends are idempotent by event id.

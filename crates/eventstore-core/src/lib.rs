@@ -2,16 +2,27 @@
 //! append/read semantics, written against the narrow [`EventLog`] port.
 //!
 //! Nothing here knows about AWS. The DynamoDB adapter (`eventstore-dynamodb`) implements
-//! [`EventLog`]; [`memory::InMemoryLog`] implements it in memory for unit tests and examples.
+//! [`EventLog`] and [`SnapshotStore`]; with the `test-util` feature, `memory::InMemoryLog`
+//! implements them in memory and `testkit` tests aggregates given/when/then.
+//!
+//! Apps build on [`Aggregate`] (pure domain logic) and [`Repository`] (load from snapshot and
+//! events, save with optimistic concurrency, retry on conflict), with [`Upcasters`] bringing
+//! old event schemas up to date on read.
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 mod error;
 mod event;
 pub mod limits;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod names;
 mod port;
+pub mod snapshot;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod testkit;
+pub mod upcast;
 mod version;
 
 pub use error::{StoreError, ValidationError};
@@ -25,3 +36,10 @@ pub use store::{
     INDEX_LAG_WAITS,
 };
 pub use version::ExpectedVersion;
+
+pub use aggregate::{
+    Aggregate, CommandContext, CommandError, DomainEvent, Executed, Loaded, Repository,
+    SnapshotMode,
+};
+pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
+pub use upcast::Upcasters;

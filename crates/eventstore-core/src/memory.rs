@@ -2,11 +2,12 @@
 //! it. It assigns global positions at write time, as the sequencer does in DynamoDB.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use uuid::Uuid;
 
 use crate::port::LogPage;
+use crate::snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
 use crate::{
     EventLog, GlobalFilter, IndexPage, IndexedEvent, NewEvent, RecordedEvent, StoreError, StreamId,
     StreamTail, Timestamp, WriteConflict,
@@ -16,12 +17,15 @@ use crate::{
 struct State {
     streams: BTreeMap<StreamId, Vec<RecordedEvent>>,
     global: Vec<RecordedEvent>,
+    snapshots: BTreeMap<StreamId, Snapshot>,
 }
 
-/// An in-memory event log. Cheap to create; shares nothing between instances.
-#[derive(Debug, Default)]
+/// An in-memory event log and snapshot store. A clone is a handle to the same log, as a
+/// clone of the DynamoDB one is a handle to the same table; separate `new()` logs share
+/// nothing.
+#[derive(Debug, Default, Clone)]
 pub struct InMemoryLog {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl InMemoryLog {
@@ -194,5 +198,28 @@ impl EventLog for InMemoryLog {
 
     async fn last_position(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.global.len() as u64)
+    }
+}
+
+impl SnapshotStore for InMemoryLog {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.lock()?.snapshots.get(stream).cloned())
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: &Snapshot,
+    ) -> Result<SnapshotWrite, StoreError> {
+        let mut state = self.lock()?;
+        if let Some(stored) = state.snapshots.get(stream) {
+            if stored.version > snapshot.version {
+                return Ok(SnapshotWrite::Outdated {
+                    stored_version: stored.version,
+                });
+            }
+        }
+        state.snapshots.insert(stream.clone(), snapshot.clone());
+        Ok(SnapshotWrite::Stored)
     }
 }

@@ -6,6 +6,7 @@
 //! |-------|---------------------|-------------------------------|
 //! | event | `STREAM#<stream id>` | `VERSION#<20-digit version>` |
 //! | stream head (sequencer) | `STREAM#<stream id>` | `HEAD` |
+//! | snapshot | `STREAM#<stream id>` | `SNAPSHOT` |
 //! | global counter | `COUNTER#ALL` | `COUNTER` |
 //! | event type counter | `COUNTER#TYPE#<event type>` | `COUNTER` |
 //! | category counter | `COUNTER#CATEGORY#<category>` | `COUNTER` |
@@ -47,6 +48,10 @@ pub const CATEGORY_ORDER_INDEX: &str = "CategoryOrder";
 /// range queries never meet it.
 pub const HEAD_SK: &str = "HEAD";
 pub const COUNTER_SK: &str = "COUNTER";
+/// The sort key of a stream's snapshot; like `HEAD`, it sorts before every `VERSION#` key.
+pub const SNAPSHOT_SK: &str = "SNAPSHOT";
+pub const SCHEMA_VERSION: &str = "schemaVersion";
+pub const SNAPSHOT_STATE: &str = "state";
 /// Partition key of the counter of global positions.
 pub const GLOBAL_COUNTER_PK: &str = "COUNTER#ALL";
 
@@ -122,6 +127,7 @@ mod tests {
         assert_eq!(category_counter_pk("Account"), "COUNTER#CATEGORY#Account");
         // Heads must sort before every version so version range queries never return one.
         assert!(HEAD_SK < version_sk(0).as_str());
+        assert!(SNAPSHOT_SK < version_sk(0).as_str());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod keys;
 mod log;
 mod schema;
 pub mod sequencer;
+mod snapshots;
 
 pub use log::DynamoEventLog;
 pub use schema::{create_events_table, events_table_shape, IndexShape, TableShape};

@@ -1,8 +1,9 @@
 //! Response bodies. Typed structs rather than `serde_json::Value`: events carry their
 //! `data` as raw JSON text, and going through `Value` would round big numbers to floats.
 
-use eventstore_core::RecordedEvent;
+use eventstore_core::{RecordedEvent, Snapshot};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 #[derive(Serialize)]
@@ -34,4 +35,26 @@ pub(crate) struct StreamInfo<'a> {
 pub(crate) struct GlobalEvents<'a> {
     pub events: &'a [RecordedEvent],
     pub next: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SnapshotBody<'a> {
+    pub stream_id: &'a str,
+    pub version: u64,
+    pub schema_version: u32,
+    pub state: &'a RawValue,
+    pub created_at: String,
+}
+
+impl<'a> SnapshotBody<'a> {
+    pub fn new(stream_id: &'a str, snapshot: &'a Snapshot) -> Self {
+        Self {
+            stream_id,
+            version: snapshot.version,
+            schema_version: snapshot.schema_version,
+            state: snapshot.state.as_raw(),
+            created_at: snapshot.created_at.to_string(),
+        }
+    }
 }

@@ -19,6 +19,9 @@ pub enum ApiError {
     /// The request body is larger than any valid request can be.
     #[error("request body is over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The stream has no snapshot.
+    #[error("stream {0} has no snapshot")]
+    NoSnapshot(String),
 }
 
 impl From<ValidationError> for ApiError {
@@ -35,10 +38,11 @@ impl ApiError {
                 StoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 StoreError::StreamNotFound(_) => StatusCode::NOT_FOUND,
                 StoreError::WrongExpectedVersion { .. } => StatusCode::CONFLICT,
+                StoreError::SnapshotOutdated { .. } => StatusCode::CONFLICT,
                 StoreError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::RouteNotFound { .. } | Self::NoSnapshot(_) => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
@@ -78,6 +82,15 @@ impl ApiError {
                 ),
                 "expectedVersion": expected,
                 "currentVersion": current,
+            }),
+            Self::Store(StoreError::SnapshotOutdated { stored_version }) => json!({
+                "code": "SnapshotOutdated",
+                "message": format!("a newer snapshot, at version {stored_version}, is already stored"),
+                "storedVersion": stored_version,
+            }),
+            Self::NoSnapshot(stream) => json!({
+                "code": "NotFound",
+                "message": format!("stream '{stream}' has no snapshot"),
             }),
             Self::Store(StoreError::Unavailable { .. }) => json!({
                 "code": "Unavailable",

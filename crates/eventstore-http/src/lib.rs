@@ -13,7 +13,9 @@ mod routes;
 
 use std::time::Instant;
 
-use eventstore_core::{EventLog, EventStore, GlobalFilter, StoreError};
+use eventstore_core::{
+    EventLog, EventStore, GlobalFilter, RecordedEvent, SnapshotStore, StoreError, Upcasters,
+};
 use eventstore_dynamodb::DynamoEventLog;
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
@@ -50,6 +52,7 @@ impl Mount {
 pub struct App<L> {
     store: EventStore<L>,
     mount: Mount,
+    upcasters: Upcasters,
 }
 
 impl App<DynamoEventLog> {
@@ -64,9 +67,19 @@ impl App<DynamoEventLog> {
     }
 }
 
-impl<L: EventLog> App<L> {
+impl<L: EventLog + SnapshotStore> App<L> {
     pub fn new(store: EventStore<L>, mount: Mount) -> Self {
-        Self { store, mount }
+        Self {
+            store,
+            mount,
+            upcasters: Upcasters::new(),
+        }
+    }
+
+    /// The upcasters read routes apply when a request says `upcast=true`.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 
     pub fn store(&self) -> &EventStore<L> {
@@ -131,13 +144,7 @@ impl<L: EventLog> App<L> {
         let query = request::Query::parse(request.uri().query())?;
         match route {
             Route::Append(stream) => {
-                let body = request.body().as_ref();
-                if body.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::BodyTooLarge {
-                        limit: MAX_BODY_BYTES,
-                    });
-                }
-                let parsed = request::parse_append(body)?;
+                let parsed = request::parse_append(bounded(&request)?)?;
                 let out = self
                     .store
                     .append(stream, parsed.expected, &parsed.batch)
@@ -157,13 +164,32 @@ impl<L: EventLog> App<L> {
                     },
                 ))
             }
+            Route::PutSnapshot(stream) => {
+                let parsed = request::parse_snapshot(bounded(&request)?)?;
+                let snapshot = self
+                    .store
+                    .put_snapshot(stream, parsed.version, parsed.schema_version, parsed.state)
+                    .await?;
+                Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::SnapshotBody::new(stream.as_str(), &snapshot),
+                ))
+            }
+            Route::GetSnapshot(stream) => match self.store.get_snapshot(stream).await? {
+                Some(snapshot) => Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::SnapshotBody::new(stream.as_str(), &snapshot),
+                )),
+                None => Err(ApiError::NoSnapshot(stream.to_string())),
+            },
             Route::ReadStream(stream) => {
                 let page = self.store.read_stream(stream, query.stream_read()?).await?;
+                let events = self.upcast(page.events, &query)?;
                 Ok(error::json_response(
                     StatusCode::OK,
                     &body::StreamEvents {
                         stream_id: page.stream_id.as_str(),
-                        events: &page.events,
+                        events: &events,
                         next: page.next,
                     },
                 ))
@@ -200,14 +226,41 @@ impl<L: EventLog> App<L> {
             .store
             .read_global(filter, query.from()?, query.limit()?)
             .await?;
+        let events = self.upcast(page.events, query)?;
         Ok(error::json_response(
             StatusCode::OK,
             &body::GlobalEvents {
-                events: &page.events,
+                events: &events,
                 next: page.next,
             },
         ))
     }
+
+    /// The events as stored, or brought up to their newest schema when the request asks.
+    fn upcast(
+        &self,
+        events: Vec<RecordedEvent>,
+        query: &request::Query,
+    ) -> Result<Vec<RecordedEvent>, ApiError> {
+        if !query.upcast()? {
+            return Ok(events);
+        }
+        Ok(events
+            .into_iter()
+            .map(|e| self.upcasters.upcast(e))
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+/// The request body, refused early when no valid request can be that large.
+fn bounded(request: &Request) -> Result<&[u8], ApiError> {
+    let body = request.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(body)
 }
 
 fn log_error(err: &ApiError, request_id: &str) {

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use eventstore_core::EventLog;
+use eventstore_core::{EventLog, SnapshotStore};
 use eventstore_core::ValidationError;
 use eventstore_dynamodb::{DynamoEventLog, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -40,7 +40,7 @@ pub async fn serve<L, F>(
     shutdown: F,
 ) -> std::io::Result<()>
 where
-    L: EventLog + 'static,
+    L: EventLog + SnapshotStore + 'static,
     F: std::future::Future<Output = ()>,
 {
     tokio::pin!(shutdown);
@@ -65,7 +65,7 @@ where
     }
 }
 
-async fn answer<L: EventLog>(
+async fn answer<L: EventLog + SnapshotStore>(
     app: &App<L>,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {

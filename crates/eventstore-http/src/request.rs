@@ -170,6 +170,48 @@ fn parse_event(raw: &RawValue, i: usize) -> Result<NewEvent, ValidationError> {
     })
 }
 
+/// A parsed `PUT /streams/{streamId}/snapshot` body.
+#[derive(Debug)]
+pub struct SnapshotBody {
+    pub version: u64,
+    pub schema_version: u32,
+    pub state: EventData,
+}
+
+pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
+    let root: Box<RawValue> = serde_json::from_slice(body)
+        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
+    let root = object(&root, "body")?;
+    reject_unknown(&root, &["version", "schemaVersion", "state"], "")?;
+    let version = match root.get("version") {
+        None => return Err(invalid("version", "is required").into()),
+        Some(raw) => serde_json::from_str::<u64>(raw.get())
+            .ok()
+            .filter(|v| (1..=MAX_POSITION).contains(v))
+            .ok_or_else(|| {
+                invalid("version", format!("must be a whole number from 1 to {MAX_POSITION}"))
+            })?,
+    };
+    let schema_version = match root.get("schemaVersion") {
+        None => return Err(invalid("schemaVersion", "is required").into()),
+        Some(raw) => serde_json::from_str::<u32>(raw.get())
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| {
+                invalid("schemaVersion", "must be a whole number from 1 to 4294967295")
+            })?,
+    };
+    let state = match root.get("state") {
+        None => return Err(invalid("state", "is required (any JSON value)").into()),
+        Some(raw) => EventData::from_raw(raw.clone()),
+    };
+    Ok(SnapshotBody {
+        version,
+        schema_version,
+        state,
+    })
+}
+
 /// Query parameters, each at most once.
 pub struct Query(BTreeMap<String, String>);
 
@@ -202,6 +244,15 @@ impl Query {
     pub fn limit(&self) -> Result<usize, ValidationError> {
         let limit = self.number("limit", 1, MAX_READ_LIMIT as u64)?;
         Ok(limit.map_or(DEFAULT_READ_LIMIT, |l| l as usize))
+    }
+
+    /// `upcast=true` asks for events brought up to their newest schema; default false.
+    pub fn upcast(&self) -> Result<bool, ValidationError> {
+        match self.0.get("upcast").map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(invalid("upcast", "must be \"true\" or \"false\"")),
+        }
     }
 
     pub fn stream_read(&self) -> Result<StreamRead, ValidationError> {

@@ -14,6 +14,8 @@ pub enum Side {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Append(StreamId),
+    PutSnapshot(StreamId),
+    GetSnapshot(StreamId),
     ReadStream(StreamId),
     StreamInfo(StreamId),
     ReadAll,
@@ -24,7 +26,7 @@ pub enum Route {
 impl Route {
     pub fn side(&self) -> Side {
         match self {
-            Self::Append(_) => Side::Write,
+            Self::Append(_) | Self::PutSnapshot(_) => Side::Write,
             _ => Side::Read,
         }
     }
@@ -33,6 +35,8 @@ impl Route {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Append(_) => "POST /streams/{streamId}/events",
+            Self::PutSnapshot(_) => "PUT /streams/{streamId}/snapshot",
+            Self::GetSnapshot(_) => "GET /streams/{streamId}/snapshot",
             Self::ReadStream(_) => "GET /streams/{streamId}/events",
             Self::StreamInfo(_) => "GET /streams/{streamId}",
             Self::ReadAll => "GET /all/events",
@@ -56,6 +60,8 @@ pub fn match_route(method: &Method, path: &str) -> Result<Option<Route>, Validat
     let route = match (method, segments.as_slice()) {
         (&Method::POST, ["streams", id, "events"]) => Route::Append(stream(id)?),
         (&Method::GET, ["streams", id, "events"]) => Route::ReadStream(stream(id)?),
+        (&Method::PUT, ["streams", id, "snapshot"]) => Route::PutSnapshot(stream(id)?),
+        (&Method::GET, ["streams", id, "snapshot"]) => Route::GetSnapshot(stream(id)?),
         (&Method::GET, ["streams", id]) => Route::StreamInfo(stream(id)?),
         (&Method::GET, ["all", "events"]) => Route::ReadAll,
         (&Method::GET, ["types", t, "events"]) => {
