@@ -28,10 +28,12 @@ spec: venv
 infra-check: venv
 	scripts/infra-check.sh
 
-## Sequencer throughput and append -> $$all lag on a local DynamoDB (reports, asserts nothing).
+## On a local DynamoDB: sequencer throughput and append -> $$all lag, and the cost of loading a
+## 10,000-event aggregate with and without a snapshot (they report figures, assert nothing).
 bench: venv
-	cargo build -p eventstore-tests --bin sequencer-bench
+	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench
 	scripts/with-dynamodb.sh target/debug/sequencer-bench
+	scripts/with-dynamodb.sh target/debug/repository-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.

@@ -79,6 +79,10 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
         ),
         ("GET /streams/{streamId}", "integrations/${ReadIntegration}"),
         (
+            "GET /streams/{streamId}/snapshot",
+            "integrations/${ReadIntegration}",
+        ),
+        (
             "GET /streams/{streamId}/events",
             "integrations/${ReadIntegration}",
         ),
@@ -88,6 +92,10 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
         ),
         (
             "POST /streams/{streamId}/events",
+            "integrations/${AppendIntegration}",
+        ),
+        (
+            "PUT /streams/{streamId}/snapshot",
             "integrations/${AppendIntegration}",
         ),
     ];

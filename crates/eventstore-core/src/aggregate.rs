@@ -33,8 +33,9 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync {
 pub fn encode_event<E: DomainEvent>(event: &E) -> Result<(EventType, EventData), StoreError> {
     let text = serde_json::to_string(event)
         .map_err(|e| StoreError::internal("encoding a domain event", e))?;
-    let not_a_variant =
-        || StoreError::corrupt("a domain event must serialise as an externally tagged enum variant");
+    let not_a_variant = || {
+        StoreError::corrupt("a domain event must serialise as an externally tagged enum variant")
+    };
     // A unit variant is its name as a JSON string; any other variant is {"Name": fields}.
     let (name, data) = if let Ok(name) = serde_json::from_str::<String>(&text) {
         (name, "{}".to_owned())
@@ -52,7 +53,10 @@ pub fn encode_event<E: DomainEvent>(event: &E) -> Result<(EventType, EventData),
 }
 
 /// Rebuilds a domain event from its stored type and data.
-pub fn decode_event<E: DomainEvent>(event_type: &EventType, data: &EventData) -> Result<E, StoreError> {
+pub fn decode_event<E: DomainEvent>(
+    event_type: &EventType,
+    data: &EventData,
+) -> Result<E, StoreError> {
     let data: Value = serde_json::from_str(data.as_json())
         .map_err(|e| StoreError::internal("decoding event data", e))?;
     let name = event_type.as_str().to_owned();
@@ -62,7 +66,10 @@ pub fn decode_event<E: DomainEvent>(event_type: &EventType, data: &EventData) ->
         Ok(event) => Ok(event),
         Err(_) if unit => serde_json::from_value(Value::String(name))
             .map_err(|e| StoreError::internal(format!("decoding a {event_type} event"), e)),
-        Err(e) => Err(StoreError::internal(format!("decoding a {event_type} event"), e)),
+        Err(e) => Err(StoreError::internal(
+            format!("decoding a {event_type} event"),
+            e,
+        )),
     }
 }
 
@@ -306,7 +313,10 @@ where
         let stream = Self::stream_id(id)?;
         for attempt in 0..self.attempts {
             let loaded = self.load(id).await?;
-            let events = loaded.state.decide(command).map_err(CommandError::Rejected)?;
+            let events = loaded
+                .state
+                .decide(command)
+                .map_err(CommandError::Rejected)?;
             if events.is_empty() {
                 return Ok(Executed {
                     state: loaded.state,
@@ -342,7 +352,11 @@ where
         })
     }
 
-    fn batch(&self, events: &[A::Event], context: &CommandContext) -> Result<AppendBatch, StoreError> {
+    fn batch(
+        &self,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<AppendBatch, StoreError> {
         let metadata = context.metadata()?;
         let events = events
             .iter()

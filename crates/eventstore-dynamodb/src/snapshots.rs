@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
-use eventstore_core::{EventData, Snapshot, SnapshotStore, SnapshotWrite, StoreError, StreamId, Timestamp};
+use eventstore_core::{
+    EventData, Snapshot, SnapshotStore, SnapshotWrite, StoreError, StreamId, Timestamp,
+};
 
 use crate::error::from_sdk;
 use crate::keys;
@@ -30,7 +32,9 @@ fn decode(item: &Item) -> Result<Snapshot, StoreError> {
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| bad("schemaVersion"))?,
         state: EventData::from_json(
-            text(item, keys::SNAPSHOT_STATE).ok_or_else(|| bad("state"))?.to_owned(),
+            text(item, keys::SNAPSHOT_STATE)
+                .ok_or_else(|| bad("state"))?
+                .to_owned(),
             "state",
         )
         .map_err(|_| bad("state"))?,
@@ -47,7 +51,10 @@ impl SnapshotStore for DynamoEventLog {
             .get_item()
             .table_name(&self.table)
             .consistent_read(true)
-            .key(keys::PK, AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::stream_pk(stream.as_str())),
+            )
             .key(keys::SK, AttributeValue::S(keys::SNAPSHOT_SK.to_owned()))
             .send()
             .await
@@ -64,9 +71,15 @@ impl SnapshotStore for DynamoEventLog {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .item(
+                keys::PK,
+                AttributeValue::S(keys::stream_pk(stream.as_str())),
+            )
             .item(keys::SK, AttributeValue::S(keys::SNAPSHOT_SK.to_owned()))
-            .item(keys::VERSION, AttributeValue::N(snapshot.version.to_string()))
+            .item(
+                keys::VERSION,
+                AttributeValue::N(snapshot.version.to_string()),
+            )
             .item(
                 keys::SCHEMA_VERSION,
                 AttributeValue::N(snapshot.schema_version.to_string()),
@@ -75,7 +88,10 @@ impl SnapshotStore for DynamoEventLog {
                 keys::SNAPSHOT_STATE,
                 AttributeValue::S(snapshot.state.as_json().to_owned()),
             )
-            .item(keys::CREATED_AT, AttributeValue::S(snapshot.created_at.to_string()))
+            .item(
+                keys::CREATED_AT,
+                AttributeValue::S(snapshot.created_at.to_string()),
+            )
             // A newer snapshot is never replaced by an older one, whoever writes last.
             .condition_expression("attribute_not_exists(#pk) OR #v <= :v")
             .expression_attribute_names("#pk", keys::PK)
@@ -86,7 +102,9 @@ impl SnapshotStore for DynamoEventLog {
             .await;
         match result {
             Ok(_) => Ok(SnapshotWrite::Stored),
-            Err(SdkError::ServiceError(se)) if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) => {
+            Err(SdkError::ServiceError(se))
+                if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
                 let stored_version = match se.err() {
                     PutItemError::ConditionalCheckFailedException(c) => {
                         c.item().and_then(|i| number(i, keys::VERSION))

@@ -5,8 +5,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use eventstore_core::{EventLog, SnapshotStore};
 use eventstore_core::ValidationError;
+use eventstore_core::{EventLog, SnapshotStore};
 use eventstore_dynamodb::{DynamoEventLog, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};

@@ -189,7 +189,10 @@ pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
             .ok()
             .filter(|v| (1..=MAX_POSITION).contains(v))
             .ok_or_else(|| {
-                invalid("version", format!("must be a whole number from 1 to {MAX_POSITION}"))
+                invalid(
+                    "version",
+                    format!("must be a whole number from 1 to {MAX_POSITION}"),
+                )
             })?,
     };
     let schema_version = match root.get("schemaVersion") {
@@ -198,7 +201,10 @@ pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
             .ok()
             .filter(|v| *v >= 1)
             .ok_or_else(|| {
-                invalid("schemaVersion", "must be a whole number from 1 to 4294967295")
+                invalid(
+                    "schemaVersion",
+                    "must be a whole number from 1 to 4294967295",
+                )
             })?,
     };
     let state = match root.get("state") {

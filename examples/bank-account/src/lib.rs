@@ -47,7 +47,9 @@ pub fn upcasters() -> Upcasters {
             Ok(json!({ "amount": value }))
         })
         .register("MoneyDeposited", 2, |mut data: Value| {
-            let object = data.as_object_mut().ok_or("v2 MoneyDeposited is not an object")?;
+            let object = data
+                .as_object_mut()
+                .ok_or("v2 MoneyDeposited is not an object")?;
             object.entry("reference").or_insert(Value::Null);
             Ok(data)
         })
@@ -56,9 +58,17 @@ pub fn upcasters() -> Upcasters {
 /// What an account holder asks for. Amounts are in cents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCommand {
-    Open { owner: String, initial_deposit: i64 },
-    Deposit { amount: i64, reference: Option<String> },
-    Withdraw { amount: i64 },
+    Open {
+        owner: String,
+        initial_deposit: i64,
+    },
+    Deposit {
+        amount: i64,
+        reference: Option<String>,
+    },
+    Withdraw {
+        amount: i64,
+    },
     Close,
 }
 

@@ -8,6 +8,11 @@ use bank_account::{upcasters, AccountCommand, BankAccount};
 use eventstore_core::{CommandContext, CommandError, EventStore, Repository, SnapshotMode};
 use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog};
 
+/// Amounts are in cents.
+fn euros(n: i64) -> i64 {
+    n * 100
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let table = Config::from_env().events_table;
@@ -29,16 +34,16 @@ async fn main() -> ExitCode {
     let commands = [
         AccountCommand::Open {
             owner: "Ada".into(),
-            initial_deposit: 100_00,
+            initial_deposit: euros(100),
         },
         AccountCommand::Deposit {
-            amount: 50_00,
+            amount: euros(50),
             reference: Some("salary".into()),
         },
-        AccountCommand::Withdraw { amount: 30_00 },
-        AccountCommand::Withdraw { amount: 1_000_00 },
+        AccountCommand::Withdraw { amount: euros(30) },
+        AccountCommand::Withdraw { amount: euros(1000) },
         AccountCommand::Close,
-        AccountCommand::Withdraw { amount: 120_00 },
+        AccountCommand::Withdraw { amount: euros(120) },
         AccountCommand::Close,
         AccountCommand::Deposit {
             amount: 1,

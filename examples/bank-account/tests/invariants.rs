@@ -28,8 +28,12 @@ fn open(deposit: i64) -> C {
 
 #[test]
 fn an_account_opens_once() {
-    given::<BankAccount>([]).when(open(100)).then_expect([opened(100)]);
-    given::<BankAccount>([]).when(open(0)).then_expect([opened(0)]);
+    given::<BankAccount>([])
+        .when(open(100))
+        .then_expect([opened(100)]);
+    given::<BankAccount>([])
+        .when(open(0))
+        .then_expect([opened(0)]);
     given::<BankAccount>([opened(100)])
         .when(open(5))
         .then_error(AccountError::AlreadyOpen);
@@ -110,7 +114,8 @@ fn only_an_empty_account_closes() {
 
 #[test]
 fn state_follows_the_events() {
-    let given = given::<BankAccount>([opened(100), deposited(50), E::MoneyWithdrawn { amount: 30 }]);
+    let given =
+        given::<BankAccount>([opened(100), deposited(50), E::MoneyWithdrawn { amount: 30 }]);
     assert_eq!(
         given.state(),
         &BankAccount {
@@ -125,7 +130,10 @@ fn state_follows_the_events() {
 #[test]
 fn events_are_stored_as_type_and_camel_case_data() {
     let (t, data) = encode_event(&opened(100)).unwrap();
-    assert_eq!((t.as_str(), data.as_json()), ("AccountOpened", r#"{"owner":"ada","initialDeposit":100}"#));
+    assert_eq!(
+        (t.as_str(), data.as_json()),
+        ("AccountOpened", r#"{"owner":"ada","initialDeposit":100}"#)
+    );
     let (t, data) = encode_event(&E::AccountClosed).unwrap();
     assert_eq!((t.as_str(), data.as_json()), ("AccountClosed", "{}"));
     assert_eq!(decode_event::<E>(&t, &data).unwrap(), E::AccountClosed);
@@ -146,12 +154,24 @@ fn the_upcasters_bring_v1_and_v2_deposits_to_v3() {
         global_position: None,
     };
     let up = bank_account::upcasters();
-    for (schema, data) in [(1, r#"{"value":7}"#), (2, r#"{"amount":7}"#), (3, r#"{"amount":7,"reference":null}"#)] {
+    for (schema, data) in [
+        (1, r#"{"value":7}"#),
+        (2, r#"{"amount":7}"#),
+        (3, r#"{"amount":7,"reference":null}"#),
+    ] {
         let event = up.upcast(stored(schema, data)).unwrap();
-        assert_eq!((event.schema_version, event.data.as_json()), (3, r#"{"amount":7,"reference":null}"#));
+        assert_eq!(
+            (event.schema_version, event.data.as_json()),
+            (3, r#"{"amount":7,"reference":null}"#)
+        );
     }
     let broken = up.upcast(stored(1, r#"{"nothing":1}"#)).unwrap_err();
-    assert!(broken.to_string().contains("v1 MoneyDeposited without value"), "{broken}");
+    assert!(
+        broken
+            .to_string()
+            .contains("v1 MoneyDeposited without value"),
+        "{broken}"
+    );
 }
 
 fn uuid_v7() -> uuid::Uuid {
