@@ -41,7 +41,9 @@ async fn main() -> ExitCode {
             reference: Some("salary".into()),
         },
         AccountCommand::Withdraw { amount: euros(30) },
-        AccountCommand::Withdraw { amount: euros(1000) },
+        AccountCommand::Withdraw {
+            amount: euros(1000),
+        },
         AccountCommand::Close,
         AccountCommand::Withdraw { amount: euros(120) },
         AccountCommand::Close,
