@@ -14,8 +14,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use eventstore_core::Projection;
 use eventstore_core::{EventData, EventStore, EventType, NewEvent, StreamId};
-use eventstore_dynamodb::{create_events_table, keys, DynamoEventLog, Sequencer};
+use eventstore_dynamodb::{
+    create_events_table, create_key_value_table, keys, DynamoEventLog, ProjectionTables, Projector,
+    Sequencer,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -211,6 +215,20 @@ impl TestStore {
     pub async fn sequencer(&self) -> Sequencer {
         let client = Client::new(&sdk_config().await);
         Sequencer::new(DynamoEventLog::new(client, self.table.clone()))
+    }
+
+    /// A projector over this table's events, with two fresh tables of its own for rows and
+    /// checkpoints.
+    pub async fn projector(&self, projections: Vec<Arc<dyn Projection>>) -> Projector {
+        let tables = ProjectionTables {
+            rows: format!("{}-rows", self.table),
+            checkpoints: format!("{}-checkpoints", self.table),
+        };
+        for table in [&tables.rows, &tables.checkpoints] {
+            create_key_value_table(&self.client, table).await.unwrap();
+        }
+        self.requests.take();
+        Projector::new(self.store.log().clone(), tables, projections)
     }
 
     /// Runs the table's stream through the local event source into the sequencer until the

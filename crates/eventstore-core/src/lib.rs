@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod builtin;
 mod error;
 mod event;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod limits;
 pub mod memory;
 mod names;
 mod port;
+pub mod projection;
 pub mod snapshot;
 mod store;
 #[cfg(feature = "test-util")]
@@ -41,5 +43,6 @@ pub use aggregate::{
     Aggregate, CommandContext, CommandError, DomainEvent, Executed, Loaded, Repository,
     SnapshotMode,
 };
+pub use projection::{Checkpoint, Projection, RowId, Rows};
 pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
 pub use upcast::Upcasters;

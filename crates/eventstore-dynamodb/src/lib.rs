@@ -10,12 +10,17 @@ pub mod event_source;
 mod item;
 pub mod keys;
 mod log;
+pub mod projector;
 mod schema;
 pub mod sequencer;
 mod snapshots;
 
 pub use log::DynamoEventLog;
-pub use schema::{create_events_table, events_table_shape, IndexShape, TableShape};
+pub use projector::{ProjectReport, ProjectionTables, Projector};
+pub use schema::{
+    create_events_table, create_key_value_table, events_table_shape, key_value_table_key,
+    IndexShape, TableShape,
+};
 pub use sequencer::{SequenceReport, Sequencer, StreamHint};
 
 pub use aws_sdk_dynamodb::Client;
@@ -23,20 +28,35 @@ pub use aws_sdk_dynamodb::Client;
 /// Table name used when `EVENTS_TABLE` is unset (local development).
 pub const DEFAULT_EVENTS_TABLE: &str = "eventstore-events";
 
+/// Table name used when `PROJECTIONS_TABLE` is unset (local development).
+pub const DEFAULT_PROJECTIONS_TABLE: &str = "eventstore-projections";
+/// Table name used when `CHECKPOINTS_TABLE` is unset (local development).
+pub const DEFAULT_CHECKPOINTS_TABLE: &str = "eventstore-checkpoints";
+
 /// Configuration read once at start-up from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// `EVENTS_TABLE`, default [`DEFAULT_EVENTS_TABLE`].
     pub events_table: String,
+    /// `PROJECTIONS_TABLE` and `CHECKPOINTS_TABLE`.
+    pub projection_tables: ProjectionTables,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 impl Config {
     pub fn from_env() -> Self {
         Self {
-            events_table: std::env::var("EVENTS_TABLE")
-                .ok()
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| DEFAULT_EVENTS_TABLE.to_owned()),
+            events_table: env_or("EVENTS_TABLE", DEFAULT_EVENTS_TABLE),
+            projection_tables: ProjectionTables {
+                rows: env_or("PROJECTIONS_TABLE", DEFAULT_PROJECTIONS_TABLE),
+                checkpoints: env_or("CHECKPOINTS_TABLE", DEFAULT_CHECKPOINTS_TABLE),
+            },
         }
     }
 }

@@ -142,6 +142,10 @@ pub async fn create_events_table(client: &Client, table: &str) -> Result<(), Sto
         Err(e) if e.code() == Some("ResourceInUseException") => {}
         Err(e) => return Err(from_sdk("CreateTable", e)),
     }
+    wait_active(client, table).await
+}
+
+async fn wait_active(client: &Client, table: &str) -> Result<(), StoreError> {
     for _ in 0..120 {
         let described = client
             .describe_table()
@@ -157,4 +161,41 @@ pub async fn create_events_table(client: &Client, table: &str) -> Result<(), Sto
     Err(StoreError::corrupt(format!(
         "table {table} did not become active within 60 s"
     )))
+}
+
+/// The key schema of the projection rows and checkpoints tables: `PK` and `SK`, both strings,
+/// on-demand, no stream. `infra/template.yaml` declares the same (a test compares them).
+pub fn key_value_table_key() -> Vec<(String, String)> {
+    pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")])
+}
+
+/// Creates a `PK`/`SK` table for local use if it does not exist, and waits until it is
+/// active. Deployed stacks get it from `infra/template.yaml`.
+pub async fn create_key_value_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attributes = [keys::PK, keys::SK]
+        .iter()
+        .map(|name| {
+            AttributeDefinition::builder()
+                .attribute_name(*name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(
+            key_schema(&key_value_table_key()).map_err(build_error)?,
+        ))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceInUseException") => {}
+        Err(e) => return Err(from_sdk("CreateTable", e)),
+    }
+    wait_active(client, table).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eventstore_core::ValidationError;
 use eventstore_core::{EventLog, SnapshotStore};
-use eventstore_dynamodb::{DynamoEventLog, Sequencer};
+use eventstore_dynamodb::{DynamoEventLog, Projector, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -110,6 +110,23 @@ pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
             };
             if let Err(err) = result {
                 tracing::warn!(error = %err, "local event source stopped; restarting in 1 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// Runs the built-in projections as the deployed stack does: a local poller of the counter
+/// item's stream records feeds the same handler the `projector` function runs.
+pub fn spawn_projector(projector: Projector) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let result = match projector.local_source().await {
+                Ok(source) => source.run(|event| projector.handle(event)).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "local projector source stopped; restarting in 1 s");
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }

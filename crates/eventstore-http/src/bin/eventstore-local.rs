@@ -30,7 +30,20 @@ async fn main() -> ExitCode {
         eprintln!("could not create table {table} at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
+    let tables = eventstore_dynamodb::Config::from_env().projection_tables;
+    for table in [&tables.rows, &tables.checkpoints] {
+        let client = eventstore_dynamodb::client_from_env().await;
+        if let Err(err) = eventstore_dynamodb::create_key_value_table(&client, table).await {
+            eprintln!("could not create table {table} at {endpoint}: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     local::spawn_sequencer(app.store().log().clone());
+    local::spawn_projector(eventstore_dynamodb::Projector::new(
+        app.store().log().clone(),
+        tables,
+        eventstore_core::builtin::all(),
+    ));
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -39,7 +52,7 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer polling its stream); Ctrl-C stops it"
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer and projections polling its stream); Ctrl-C stops it"
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,0 +1,743 @@
+//! The projector: keeps projections (read models) up to date from the global order, each
+//! event exactly once and in order.
+//!
+//! It is triggered by the stream records of the sequencer's counter item (`COUNTER#ALL`),
+//! a single item, so its records come in order, each saying "the log now reaches position
+//! P". For each projection it then repeats, until its checkpoint reaches P:
+//!
+//! 1. read the checkpoint (consistent) from the checkpoints table;
+//! 2. read `$all` after it, gap-aware (a page never skips a position);
+//! 3. read the rows the page's events touch (consistent `BatchGetItem`), apply the events in
+//!    order in memory, upcast first;
+//! 4. write every changed row once, and the checkpoint, in one `TransactWriteItems`
+//!    conditioned on the checkpoint read in step 1.
+//!
+//! A crash before step 4 writes nothing; a crash after it leaves rows and checkpoint
+//! consistent; a second projector racing on the same projection fails its condition and
+//! re-reads. So redelivered or duplicated triggers change nothing twice.
+//!
+//! An event a projection cannot apply is retried on the next triggers; after
+//! [`POISON_ATTEMPTS`] failures it is parked (recorded in the checkpoints table with its
+//! error) and the checkpoint moves past it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use eventstore_core::{
+    Checkpoint, EventLog, EventStore, GlobalFilter, Projection, RecordedEvent, RowId, Rows,
+    StoreError, Upcasters,
+};
+use serde_json::Value;
+
+use crate::error::from_sdk;
+use crate::event_source::{
+    streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
+};
+use crate::keys;
+use crate::log::DynamoEventLog;
+
+/// Failed attempts at one event before it is parked.
+pub const POISON_ATTEMPTS: u32 = 3;
+/// Events read from `$all` per step.
+const EVENTS_PER_STEP: usize = 100;
+/// Rows one transaction can write beside the checkpoint (DynamoDB's 100 actions).
+const ROWS_PER_STEP: usize = 99;
+
+/// The Lambda event filter of the projector's event source: the counter item's records.
+/// `infra/template.yaml` declares the same pattern.
+pub const COUNTER_FILTER: &str =
+    r#"{"eventName":["INSERT","MODIFY"],"dynamodb":{"Keys":{"PK":{"S":["COUNTER#ALL"]}}}}"#;
+
+/// The tables the projector writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionTables {
+    /// Rows of every projection: `PK = <name>#<generation>#<key>`, `SK = <item>` (`-` for a
+    /// projection's single row per key).
+    pub rows: String,
+    /// `PROJECTION#<name>` / `CHECKPOINT` per projection; parked events under
+    /// `PARKED#<name>` / `<20-digit position>`.
+    pub checkpoints: String,
+}
+
+/// What a catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectReport {
+    /// Events the projection handled and applied.
+    pub applied: u64,
+    /// Row writes (puts or deletes), each changed row once per transaction.
+    pub rows_written: u64,
+    pub transactions: u64,
+    pub parked: u64,
+}
+
+/// A parked event, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub position: u64,
+    pub event_id: String,
+    pub error: String,
+}
+
+/// Runs projections against one events table.
+#[derive(Clone)]
+pub struct Projector {
+    store: EventStore<DynamoEventLog>,
+    client: Client,
+    tables: ProjectionTables,
+    projections: Vec<Arc<dyn Projection>>,
+    upcasters: Upcasters,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        f.debug_struct("Projector")
+            .field("tables", &self.tables)
+            .field("projections", &names)
+            .finish()
+    }
+}
+
+const ROW_VALUE: &str = "value";
+const CHECKPOINT_SK: &str = "CHECKPOINT";
+const POSITION: &str = "position";
+const GENERATION: &str = "generation";
+const PARKED: &str = "parked";
+const FAILURES: &str = "failures";
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn checkpoint_pk(name: &str) -> String {
+    format!("PROJECTION#{name}")
+}
+
+fn row_key(name: &str, generation: u64, row: &RowId) -> (String, String) {
+    let item = if row.item.is_empty() {
+        "-"
+    } else {
+        row.item.as_str()
+    };
+    (format!("{name}#{generation}#{}", row.key), item.to_owned())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Projector {
+    pub fn new(
+        log: DynamoEventLog,
+        tables: ProjectionTables,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Self {
+        Self {
+            client: log.client.clone(),
+            store: EventStore::new(log),
+            tables,
+            projections,
+            upcasters: Upcasters::new(),
+        }
+    }
+
+    /// Events are upcast before projections see them.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    pub fn projection(&self, name: &str) -> Option<&Arc<dyn Projection>> {
+        self.projections.iter().find(|p| p.name() == name)
+    }
+
+    pub fn projections(&self) -> &[Arc<dyn Projection>] {
+        &self.projections
+    }
+
+    /// The projection's checkpoint, read consistently (position 0, generation 1 before its
+    /// first write).
+    pub async fn checkpoint(&self, name: &str) -> Result<Checkpoint, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.checkpoints)
+            .consistent_read(true)
+            .key(keys::PK, s(checkpoint_pk(name)))
+            .key(keys::SK, s(CHECKPOINT_SK))
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetItem", e))?;
+        Ok(match out.item {
+            None => Checkpoint {
+                generation: 1,
+                ..Checkpoint::default()
+            },
+            Some(item) => Checkpoint {
+                position: number(&item, POSITION),
+                generation: number(&item, GENERATION).max(1),
+                parked: number(&item, PARKED),
+                failures: u32::try_from(number(&item, FAILURES)).unwrap_or(u32::MAX),
+            },
+        })
+    }
+
+    /// The last global position handed out: how far projections can go.
+    pub async fn head(&self) -> Result<u64, StoreError> {
+        self.store.log().last_position().await
+    }
+
+    /// Brings one projection up to `up_to` (default: the head), step by step.
+    pub async fn catch_up(
+        &self,
+        projection: &dyn Projection,
+        up_to: Option<u64>,
+    ) -> Result<ProjectReport, StoreError> {
+        let target = match up_to {
+            Some(p) => p,
+            None => self.head().await?,
+        };
+        let mut report = ProjectReport::default();
+        let mut lost_races = 0u32;
+        loop {
+            let checkpoint = self.checkpoint(projection.name()).await?;
+            if checkpoint.position >= target {
+                return Ok(report);
+            }
+            let page = self
+                .store
+                .read_global(
+                    &GlobalFilter::All,
+                    Some(checkpoint.position + 1),
+                    EVENTS_PER_STEP,
+                )
+                .await?;
+            if page.events.is_empty() {
+                return Err(StoreError::Unavailable {
+                    message: format!(
+                        "position {} is not visible in the global index yet",
+                        checkpoint.position + 1
+                    ),
+                    source: None,
+                });
+            }
+            match self
+                .step(projection, checkpoint, page.events, &mut report)
+                .await?
+            {
+                Step::Done => lost_races = 0,
+                Step::Lost => {
+                    lost_races += 1;
+                    if lost_races > 20 {
+                        return Err(StoreError::Unavailable {
+                            message: "another projector keeps moving the checkpoint".into(),
+                            source: None,
+                        });
+                    }
+                }
+                Step::Failed(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        projection: &dyn Projection,
+        checkpoint: Checkpoint,
+        events: Vec<RecordedEvent>,
+        report: &mut ProjectReport,
+    ) -> Result<Step, StoreError> {
+        // The longest prefix whose rows fit one transaction.
+        let mut needed: BTreeSet<RowId> = BTreeSet::new();
+        let mut batch = Vec::new();
+        for event in events {
+            let event = if projection.handles(&event.event_type) {
+                let event = self.upcasters.upcast(event)?;
+                let mut with = needed.clone();
+                with.extend(projection.rows(&event));
+                if with.len() > ROWS_PER_STEP {
+                    if batch.is_empty() {
+                        return Err(StoreError::corrupt(format!(
+                            "an event touches more than {ROWS_PER_STEP} rows of {}",
+                            projection.name()
+                        )));
+                    }
+                    break;
+                }
+                needed = with;
+                event
+            } else {
+                event
+            };
+            batch.push(event);
+        }
+        let mut rows = self
+            .load_rows(projection.name(), checkpoint.generation, &needed)
+            .await?;
+        let mut position = checkpoint.position;
+        let mut applied = 0;
+        let mut failure = None;
+        for event in &batch {
+            let at = event
+                .global_position
+                .ok_or_else(|| StoreError::corrupt("an event of $all without a position"))?;
+            if projection.handles(&event.event_type) {
+                let before = rows.clone();
+                if let Err(message) = projection.apply(event, &mut rows) {
+                    rows = before;
+                    failure = Some((event, message));
+                    break;
+                }
+                applied += 1;
+            }
+            position = at;
+        }
+        if position > checkpoint.position {
+            let changes = rows.changes();
+            if !self
+                .commit(projection.name(), checkpoint, position, &changes)
+                .await?
+            {
+                return Ok(Step::Lost);
+            }
+            report.applied += applied;
+            report.rows_written += changes.len() as u64;
+            report.transactions += 1;
+            if failure.is_none() {
+                return Ok(Step::Done);
+            }
+        }
+        let Some((event, message)) = failure else {
+            return Ok(Step::Done);
+        };
+        // The event after `position` fails. The checkpoint now stands right before it.
+        let current = Checkpoint {
+            position,
+            failures: if position > checkpoint.position {
+                0
+            } else {
+                checkpoint.failures
+            },
+            ..checkpoint
+        };
+        tracing::warn!(projection = projection.name(), event = %event.event_id,
+            attempt = current.failures + 1, error = %message, "projection failed on an event");
+        if current.failures + 1 >= POISON_ATTEMPTS {
+            if self
+                .park(projection.name(), current, event, &message)
+                .await?
+            {
+                report.parked += 1;
+                return Ok(Step::Done);
+            }
+            return Ok(Step::Lost);
+        }
+        if !self.count_failure(projection.name(), current).await? {
+            return Ok(Step::Lost);
+        }
+        Ok(Step::Failed(StoreError::corrupt(format!(
+            "projection {} cannot apply event {} at position {}: {message} (attempt {} of {POISON_ATTEMPTS})",
+            projection.name(),
+            event.event_id,
+            event.global_position.unwrap_or(0),
+            current.failures + 1
+        ))))
+    }
+
+    async fn load_rows(
+        &self,
+        name: &str,
+        generation: u64,
+        needed: &BTreeSet<RowId>,
+    ) -> Result<Rows, StoreError> {
+        let mut values: Vec<(RowId, Option<Value>)> =
+            needed.iter().map(|r| (r.clone(), None)).collect();
+        if needed.is_empty() {
+            return Ok(Rows::loaded(values));
+        }
+        let by_key: HashMap<(String, String), usize> = needed
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (row_key(name, generation, r), i))
+            .collect();
+        let keys = by_key
+            .keys()
+            .map(|(pk, sk)| {
+                HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
+            })
+            .collect();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::internal("building a BatchGetItem", e))?;
+        for attempt in 0..10 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.tables.rows, request)
+                .send()
+                .await
+                .map_err(|e| from_sdk("BatchGetItem", e))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.tables.rows))
+                .unwrap_or_default()
+            {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let (Some(pk), Some(sk), Some(value)) =
+                    (text(keys::PK), text(keys::SK), text(ROW_VALUE))
+                else {
+                    continue;
+                };
+                if let Some(i) = by_key.get(&(pk, sk)) {
+                    let value = serde_json::from_str(&value)
+                        .map_err(|e| StoreError::internal("decoding a projection row", e))?;
+                    values[*i].1 = Some(value);
+                }
+            }
+            match out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.tables.rows))
+            {
+                Some(rest) if !rest.keys().is_empty() => {
+                    tokio::time::sleep(crate::log::conflict_backoff(attempt)).await;
+                    request = rest;
+                }
+                _ => return Ok(Rows::loaded(values)),
+            }
+        }
+        Err(StoreError::Unavailable {
+            message: "BatchGetItem kept leaving rows unprocessed".into(),
+            source: None,
+        })
+    }
+
+    /// The checkpoint update, conditioned on the checkpoint as it was read.
+    fn checkpoint_update(
+        &self,
+        name: &str,
+        read: Checkpoint,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.checkpoints)
+            .key(keys::PK, s(checkpoint_pk(name)))
+            .key(keys::SK, s(CHECKPOINT_SK))
+            .update_expression(expression)
+            .expression_attribute_names("#pos", POSITION)
+            .expression_attribute_names("#gen", GENERATION)
+            .expression_attribute_names("#parked", PARKED)
+            .expression_attribute_names("#fail", FAILURES)
+            .expression_attribute_values(":gen", n(read.generation))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":oldfail", n(u64::from(read.failures)));
+        for (k, v) in values {
+            update = update.expression_attribute_values(k, v);
+        }
+        update = if read.position == 0 {
+            update.condition_expression(
+                "(attribute_not_exists(#pos) OR #pos = :zero) AND (attribute_not_exists(#fail) OR #fail = :oldfail)",
+            )
+        } else {
+            update
+                .condition_expression("#pos = :old AND #gen = :gen AND #fail = :oldfail")
+                .expression_attribute_values(":old", n(read.position))
+        };
+        let update = update
+            .build()
+            .map_err(|e| StoreError::internal("building an Update", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn commit(
+        &self,
+        name: &str,
+        read: Checkpoint,
+        position: u64,
+        changes: &[(RowId, Option<Value>)],
+    ) -> Result<bool, StoreError> {
+        let mut writes = Vec::with_capacity(changes.len() + 1);
+        for (row, value) in changes {
+            let (pk, sk) = row_key(name, read.generation, row);
+            let write = match value {
+                Some(value) => {
+                    let text = serde_json::to_string(value)
+                        .map_err(|e| StoreError::internal("encoding a projection row", e))?;
+                    let put = Put::builder()
+                        .table_name(&self.tables.rows)
+                        .item(keys::PK, s(pk))
+                        .item(keys::SK, s(sk))
+                        .item(ROW_VALUE, s(text))
+                        .item(POSITION, n(position))
+                        .build()
+                        .map_err(|e| StoreError::internal("building a Put", e))?;
+                    TransactWriteItem::builder().put(put).build()
+                }
+                None => {
+                    let delete = Delete::builder()
+                        .table_name(&self.tables.rows)
+                        .key(keys::PK, s(pk))
+                        .key(keys::SK, s(sk))
+                        .build()
+                        .map_err(|e| StoreError::internal("building a Delete", e))?;
+                    TransactWriteItem::builder().delete(delete).build()
+                }
+            };
+            writes.push(write);
+        }
+        writes.push(self.checkpoint_update(
+            name,
+            read,
+            "SET #pos = :new, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :zero",
+            vec![(":new", n(position))],
+        )?);
+        self.transact(writes).await
+    }
+
+    async fn count_failure(&self, name: &str, read: Checkpoint) -> Result<bool, StoreError> {
+        let write = self.checkpoint_update(
+            name,
+            read,
+            "SET #pos = :same, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :fail",
+            vec![
+                (":same", n(read.position)),
+                (":fail", n(u64::from(read.failures) + 1)),
+            ],
+        )?;
+        self.transact(vec![write]).await
+    }
+
+    async fn park(
+        &self,
+        name: &str,
+        read: Checkpoint,
+        event: &RecordedEvent,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        let position = event.global_position.unwrap_or(read.position + 1);
+        let put = Put::builder()
+            .table_name(&self.tables.checkpoints)
+            .item(keys::PK, s(format!("PARKED#{name}")))
+            .item(keys::SK, s(format!("{position:020}")))
+            .item("eventId", s(event.event_id.to_string()))
+            .item("eventType", s(event.event_type.as_str()))
+            .item("streamId", s(event.stream_id.as_str()))
+            .item("error", s(message))
+            .item("attempts", n(u64::from(read.failures) + 1))
+            .build()
+            .map_err(|e| StoreError::internal("building a Put", e))?;
+        let update = self.checkpoint_update(
+            name,
+            read,
+            "SET #pos = :new, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero) + :one, #fail = :zero",
+            vec![(":new", n(position)), (":one", n(1))],
+        )?;
+        tracing::error!(projection = name, event = %event.event_id, position, error = message,
+            "event parked after {POISON_ATTEMPTS} failed attempts");
+        self.transact(vec![TransactWriteItem::builder().put(put).build(), update])
+            .await
+    }
+
+    /// `true` if committed; `false` if a condition failed (another projector moved first).
+    async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        if let SdkError::ServiceError(se) = &err {
+            if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
+                let lost = c.cancellation_reasons().iter().any(|r| {
+                    matches!(
+                        r.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                });
+                if lost {
+                    return Ok(false);
+                }
+            }
+        }
+        Err(from_sdk("TransactWriteItems", err))
+    }
+
+    /// Parked events of a projection, oldest first (all pages).
+    pub async fn parked(&self, name: &str) -> Result<Vec<Parked>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.checkpoints)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(format!("PARKED#{name}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let text = |k: &str| {
+                    item.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                found.push(Parked {
+                    position: text(keys::SK).parse().unwrap_or(0),
+                    event_id: text("eventId"),
+                    error: text("error"),
+                });
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// The rows under `key` in the projection's live generation, `after` an item, at most
+    /// `limit` (with the item to continue after, if there are more).
+    pub async fn rows(
+        &self,
+        name: &str,
+        key: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, Value)>, Option<String>), StoreError> {
+        let generation = self.checkpoint(name).await?.generation;
+        let (pk, _) = row_key(name, generation, &RowId::single(key));
+        let mut rows = Vec::new();
+        let mut start = after.map(|item| {
+            HashMap::from([
+                (keys::PK.to_owned(), s(&pk)),
+                (keys::SK.to_owned(), s(item)),
+            ])
+        });
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.rows)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(&pk))
+                .limit(i32::try_from(limit + 1 - rows.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let (Some(sk), Some(value)) = (text(keys::SK), text(ROW_VALUE)) else {
+                    continue;
+                };
+                if rows.len() == limit {
+                    let next = rows.last().map(|(item, _): &(String, Value)| item.clone());
+                    return Ok((rows, next));
+                }
+                let value = serde_json::from_str(&value)
+                    .map_err(|e| StoreError::internal("decoding a projection row", e))?;
+                rows.push((if sk == "-" { String::new() } else { sk }, value));
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok((rows, None)),
+            }
+        }
+    }
+
+    /// The Lambda entry point: brings every projection up to the highest position the
+    /// batch's counter records name. On failure the first record is reported, so the event
+    /// source retries (what committed is not repeated).
+    pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
+        let up_to = event
+            .records
+            .iter()
+            .filter_map(|r| match r.change.new_image.get(keys::COUNTER_LAST) {
+                Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                _ => None,
+            })
+            .max();
+        let mut response = DynamoDbEventResponse::default();
+        let Some(up_to) = up_to else {
+            return Ok(response);
+        };
+        let mut failed = None;
+        for projection in &self.projections {
+            match self.catch_up(projection.as_ref(), Some(up_to)).await {
+                Ok(report) => tracing::info!(
+                    projection = projection.name(),
+                    up_to,
+                    applied = report.applied,
+                    rows = report.rows_written,
+                    parked = report.parked,
+                    "projected"
+                ),
+                Err(err) => {
+                    tracing::error!(projection = projection.name(), error = %err, "projection failed");
+                    failed = Some(err);
+                }
+            }
+        }
+        let Some(err) = failed else {
+            return Ok(response);
+        };
+        match event
+            .records
+            .iter()
+            .find_map(|r| r.change.sequence_number.clone())
+        {
+            Some(sequence_number) => {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(sequence_number);
+                response.batch_item_failures.push(failure);
+                Ok(response)
+            }
+            None => Err(err),
+        }
+    }
+
+    /// The local event source that feeds this projector as the template's mapping does.
+    pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
+        let filter = FilterPattern::parse(COUNTER_FILTER)
+            .map_err(|e| StoreError::corrupt(format!("the projector's {e}")))?;
+        Ok(LocalEventSource::new(
+            streams_client_from_env().await,
+            self.store.log().stream_arn().await?,
+            filter,
+            SourceSettings::default(),
+        ))
+    }
+}
+
+enum Step {
+    Done,
+    Lost,
+    Failed(StoreError),
+}

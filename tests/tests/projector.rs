@@ -1,0 +1,336 @@
+//! The projector: exact read models, once and in order, whatever crashes, redeliveries and
+//! races happen; poison events parked; the Lambda handler on real stream JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event;
+use bank_account::{AccountCommand as C, BankAccount};
+use eventstore_core::builtin::{AccountBalances, CategoryStreams};
+use eventstore_core::{
+    AppendBatch, CommandContext, EventType, ExpectedVersion, Projection, RecordedEvent, Repository,
+    RowId, Rows, StreamId,
+};
+use eventstore_dynamodb::{DynamoEventLog, Projector};
+use eventstore_tests::{event, TestStore};
+use serde_json::{json, Value};
+
+async fn run(t: &TestStore, id: &str, commands: &[C]) {
+    let repo: Repository<BankAccount, DynamoEventLog> = Repository::new(t.store.clone());
+    for c in commands {
+        repo.execute(id, c, &CommandContext::default())
+            .await
+            .unwrap();
+    }
+}
+
+fn open(amount: i64) -> C {
+    C::Open {
+        owner: "ada".into(),
+        initial_deposit: amount,
+    }
+}
+
+fn deposit(amount: i64) -> C {
+    C::Deposit {
+        amount,
+        reference: None,
+    }
+}
+
+/// The row of an account, with `lastActivity` checked against the stream's last event.
+async fn balance(t: &TestStore, p: &Projector, id: &str) -> Value {
+    let (rows, next) = p.rows("account-balances", id, None, 10).await.unwrap();
+    assert_eq!((rows.len(), next), (1, None), "{rows:?}");
+    let mut row = rows[0].1.clone();
+    let stream = StreamId::parse(&format!("Account-{id}"), "s").unwrap();
+    let last = t
+        .store
+        .read_stream(
+            &stream,
+            eventstore_core::StreamRead {
+                from: None,
+                direction: eventstore_core::Direction::Backward,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row["lastActivity"],
+        json!(last.events[0].created_at.to_string())
+    );
+    row.as_object_mut().unwrap().remove("lastActivity");
+    row
+}
+
+#[tokio::test]
+async fn account_balances_follow_a_scripted_history_exactly() {
+    let t = TestStore::new().await;
+    run(
+        &t,
+        "a",
+        &[open(100), deposit(50), C::Withdraw { amount: 30 }],
+    )
+    .await;
+    run(
+        &t,
+        "b",
+        &[open(0), deposit(5), C::Withdraw { amount: 5 }, C::Close],
+    )
+    .await;
+    run(&t, "a", &[deposit(1)]).await;
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    let report = p.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!(report.applied, 8);
+    assert_eq!(
+        balance(&t, &p, "a").await,
+        json!({"balance": 121, "transactionCount": 4, "isOpen": true})
+    );
+    assert_eq!(
+        balance(&t, &p, "b").await,
+        json!({"balance": 0, "transactionCount": 3, "isOpen": false})
+    );
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 8);
+    let (rows, _) = p
+        .rows("account-balances", "nobody", None, 10)
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_writes_each_row_once() {
+    let t = TestStore::new().await;
+    run(&t, "c", &[open(1)]).await;
+    run(&t, "c", &(0..10).map(|_| deposit(1)).collect::<Vec<_>>()).await;
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    t.requests.take();
+    let report = p.catch_up(&AccountBalances, None).await.unwrap();
+    // 11 events on one row: one transaction, one row write (plus the checkpoint).
+    assert_eq!(
+        (report.applied, report.rows_written, report.transactions),
+        (11, 1, 1)
+    );
+    assert_eq!(
+        t.requests.take().get("TransactWriteItems").copied(),
+        Some(1)
+    );
+    assert_eq!(
+        balance(&t, &p, "c").await,
+        json!({"balance": 11, "transactionCount": 11, "isOpen": true})
+    );
+}
+
+#[tokio::test]
+async fn a_projector_killed_at_any_point_and_run_again_stays_exact() {
+    let t = TestStore::new().await;
+    for id in ["k1", "k2", "k3"] {
+        run(
+            &t,
+            id,
+            &[open(10), deposit(1), deposit(2), C::Withdraw { amount: 3 }],
+        )
+        .await;
+    }
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    // Cut each run short after a growing delay: the process dies wherever it is, before,
+    // during or after its transaction; the next run picks up from the checkpoint.
+    for ms in [1u64, 3, 5, 8, 12, 20, 30] {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(ms),
+            p.catch_up(&AccountBalances, None),
+        )
+        .await;
+    }
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    for id in ["k1", "k2", "k3"] {
+        assert_eq!(
+            balance(&t, &p, id).await,
+            json!({"balance": 10, "transactionCount": 4, "isOpen": true})
+        );
+    }
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 12);
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_commit_changes_nothing_twice() {
+    let lose = eventstore_tests::LoseWriteAnswers::every(1);
+    let t = TestStore::losing_answers(lose.clone()).await;
+    run(&t, "l", &[open(10), deposit(5)]).await;
+    t.sequence_all().await;
+    // The projector's client loses the answer to its first write: the transaction landed,
+    // the SDK retries it, the retry's condition fails, and the projector re-reads.
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    let before = lose.lost();
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    assert!(lose.lost() > before, "no answer was lost");
+    assert_eq!(
+        balance(&t, &p, "l").await,
+        json!({"balance": 15, "transactionCount": 2, "isOpen": true})
+    );
+}
+
+#[tokio::test]
+async fn two_projectors_racing_apply_each_event_once() {
+    let t = TestStore::new().await;
+    for i in 0..6 {
+        run(&t, &format!("r{i}"), &[open(i), deposit(10), deposit(20)]).await;
+    }
+    t.sequence_all().await;
+    let one = t.projector(vec![Arc::new(AccountBalances)]).await;
+    let two = one.clone();
+    let (a, b) = tokio::join!(
+        one.catch_up(&AccountBalances, None),
+        two.catch_up(&AccountBalances, None)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.applied + b.applied, 18, "{a:?} {b:?}");
+    for i in 0..6 {
+        assert_eq!(
+            balance(&t, &one, &format!("r{i}")).await,
+            json!({"balance": i + 30, "transactionCount": 3, "isOpen": true})
+        );
+    }
+}
+
+/// Counts events per stream, and cannot apply events of type `Poison`.
+struct Counting;
+
+impl Projection for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        vec![RowId::single(event.stream_id.as_str())]
+    }
+    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        if event.event_type.as_str() == "Poison" {
+            return Err("cannot digest poison".into());
+        }
+        let row = RowId::single(event.stream_id.as_str());
+        let n = rows.get(&row).and_then(Value::as_u64).unwrap_or(0);
+        rows.put(row, json!(n + 1));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_poison_event_is_retried_then_parked_and_the_projection_moves_on() {
+    let t = TestStore::new().await;
+    let s = StreamId::parse("Feed-1", "s").unwrap();
+    let batch = AppendBatch::new(vec![
+        event("Fine", "{}"),
+        event("Poison", "{}"),
+        event("Fine", "{}"),
+    ])
+    .unwrap();
+    t.store
+        .append(&s, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(Counting)]).await;
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&Counting, None).await.unwrap_err();
+        assert!(err.to_string().contains("cannot digest poison"), "{err}");
+        let cp = p.checkpoint("counting").await.unwrap();
+        assert_eq!((cp.position, cp.failures, cp.parked), (1, attempt, 0));
+    }
+    let report = p.catch_up(&Counting, None).await.unwrap();
+    assert_eq!((report.parked, report.applied), (1, 1));
+    let cp = p.checkpoint("counting").await.unwrap();
+    assert_eq!((cp.position, cp.failures, cp.parked), (3, 0, 1));
+    let parked = p.parked("counting").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].position, 2);
+    assert_eq!(parked[0].error, "cannot digest poison");
+    let (rows, _) = p.rows("counting", "Feed-1", None, 10).await.unwrap();
+    assert_eq!(rows, vec![(String::new(), json!(2))]);
+}
+
+#[tokio::test]
+async fn category_streams_lists_a_category_a_page_at_a_time() {
+    let t = TestStore::new().await;
+    for i in 0..5 {
+        let s = StreamId::parse(&format!("Cart-{i}"), "s").unwrap();
+        let n = 1 + i % 2;
+        let batch = AppendBatch::new((0..n).map(|_| event("Added", "{}")).collect()).unwrap();
+        t.store
+            .append(&s, ExpectedVersion::Any, &batch)
+            .await
+            .unwrap();
+    }
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(CategoryStreams)]).await;
+    p.catch_up(&CategoryStreams, None).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (rows, next) = p
+            .rows("category-streams", "Cart", after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(rows.len() <= 2);
+        seen.extend(
+            rows.iter()
+                .map(|(item, v)| (item.clone(), v["version"].clone())),
+        );
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let want: Vec<(String, Value)> = (0..5)
+        .map(|i| (format!("Cart-{i}"), json!(1 + i % 2)))
+        .collect();
+    assert_eq!(seen, want);
+}
+
+#[tokio::test]
+async fn the_handler_takes_a_real_counter_stream_event_and_upcasts_before_projecting() {
+    let t = TestStore::new().await;
+    let s = StreamId::parse("Account-u", "s").unwrap();
+    let raw = |ty: &str, schema: u32, data: &str| {
+        let mut e = event(ty, data);
+        e.schema_version = schema;
+        e
+    };
+    let batch = AppendBatch::new(vec![
+        raw("AccountOpened", 1, r#"{"owner":"ada","initialDeposit":1}"#),
+        raw("MoneyDeposited", 1, r#"{"value":10}"#),
+        raw("MoneyDeposited", 2, r#"{"amount":100}"#),
+        raw("MoneyDeposited", 3, r#"{"amount":1000,"reference":null}"#),
+        raw("MoneyWithdrawn", 1, r#"{"amount":11}"#),
+    ])
+    .unwrap();
+    t.store
+        .append(&s, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    let p = t
+        .projector(vec![Arc::new(AccountBalances)])
+        .await
+        .with_upcasters(bank_account::upcasters());
+    let path = format!(
+        "{}/fixtures/dynamodb/projector-batch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let fixture: Event = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // The records say the log reaches 2, 5 and 3: the projector goes to 5.
+    let response = p.handle(fixture).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 5);
+    assert_eq!(
+        balance(&t, &p, "u").await,
+        json!({"balance": 1100, "transactionCount": 5, "isOpen": true})
+    );
+}
