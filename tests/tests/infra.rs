@@ -98,21 +98,32 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
             "PUT /streams/{streamId}/snapshot",
             "integrations/${AppendIntegration}",
         ),
+        ("GET /projections/{name}", "integrations/${ReadIntegration}"),
+        (
+            "GET /projections/{name}/{key}",
+            "integrations/${ReadIntegration}",
+        ),
+        (
+            "GET /subscriptions/{name}",
+            "integrations/${ReadIntegration}",
+        ),
+        (
+            "PUT /subscriptions/{name}",
+            "integrations/${AppendIntegration}",
+        ),
     ];
-    let want: Vec<(String, String)> = want
+    let mut want: Vec<(String, String)> = want
         .iter()
         .map(|(a, b)| ((*a).into(), (*b).into()))
         .collect();
+    want.sort();
     assert_eq!(routes, want);
     let functions: Vec<String> = resources
         .values()
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|r| text(&r["Metadata"]["BuildMethod"]))
         .collect();
-    assert_eq!(
-        functions,
-        ["rust-cargolambda", "rust-cargolambda", "rust-cargolambda"]
-    );
+    assert_eq!(functions, ["rust-cargolambda"; 4]);
 }
 
 #[test]
@@ -221,4 +232,42 @@ async fn the_created_table_has_exactly_that_shape() {
             .to_owned(),
     };
     assert_eq!(described, want);
+}
+
+#[test]
+fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() {
+    let t = template();
+    let function = &t["Resources"]["ProjectorFunction"];
+    assert_eq!(
+        text(&function["Properties"]["CodeUri"]),
+        "../functions/projector"
+    );
+    let p = &function["Properties"]["Events"]["CounterMoved"]["Properties"];
+    let patterns: Vec<serde_json::Value> = p["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(&text(&f["Pattern"])).unwrap())
+        .collect();
+    let local: serde_json::Value =
+        serde_json::from_str(eventstore_dynamodb::projector::COUNTER_FILTER).unwrap();
+    assert_eq!(patterns, vec![local]);
+    assert_eq!(p["ParallelizationFactor"], Value::from(1));
+    assert_eq!(p["MaximumRetryAttempts"], Value::from(10));
+    assert_eq!(text(&p["DestinationConfig"]["OnFailure"]["Type"]), "SQS");
+    // The projection tables have the key schema the local set-up creates.
+    for table in ["ProjectionsTable", "CheckpointsTable"] {
+        let props = &t["Resources"][table]["Properties"];
+        assert_eq!(
+            pairs(&props["KeySchema"], "AttributeName", "KeyType"),
+            eventstore_dynamodb::key_value_table_key(),
+            "{table}"
+        );
+    }
+    for variable in ["PROJECTIONS_TABLE", "CHECKPOINTS_TABLE", "EVENTS_TABLE"] {
+        assert!(
+            !t["Globals"]["Function"]["Environment"]["Variables"][variable].is_null(),
+            "{variable}"
+        );
+    }
 }

@@ -583,6 +583,57 @@ impl Projector {
         Err(from_sdk("TransactWriteItems", err))
     }
 
+    /// An external subscriber's checkpoint (`SUBSCRIPTION#<name>` in the checkpoints table).
+    pub async fn subscription(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.checkpoints)
+            .consistent_read(true)
+            .key(keys::PK, s(format!("SUBSCRIPTION#{name}")))
+            .key(keys::SK, s(CHECKPOINT_SK))
+            .send()
+            .await
+            .map_err(|e| from_sdk("GetItem", e))?;
+        Ok(out.item.map(|item| number(&item, POSITION)))
+    }
+
+    /// Stores a subscriber's checkpoint. It never moves backwards unless `force`: then the
+    /// stored position is returned as the error value and nothing changes.
+    pub async fn save_subscription(
+        &self,
+        name: &str,
+        position: u64,
+        force: bool,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.tables.checkpoints)
+            .item(keys::PK, s(format!("SUBSCRIPTION#{name}")))
+            .item(keys::SK, s(CHECKPOINT_SK))
+            .item(POSITION, n(position));
+        if !force {
+            put = put
+                .condition_expression("attribute_not_exists(#pos) OR #pos <= :pos")
+                .expression_attribute_names("#pos", POSITION)
+                .expression_attribute_values(":pos", n(position))
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                );
+        }
+        match put.send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                    Ok(Err(c.item().map(|i| number(i, POSITION)).unwrap_or(position)))
+                }
+                _ => Err(from_sdk("PutItem", SdkError::ServiceError(se))),
+            },
+            Err(e) => Err(from_sdk("PutItem", e)),
+        }
+    }
+
     /// Parked events of a projection, oldest first (all pages).
     pub async fn parked(&self, name: &str) -> Result<Vec<Parked>, StoreError> {
         let mut found = Vec::new();

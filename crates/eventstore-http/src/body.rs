@@ -58,3 +58,40 @@ impl<'a> SnapshotBody<'a> {
         }
     }
 }
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProjectionStatus<'a> {
+    pub name: &'a str,
+    pub checkpoint: u64,
+    pub head: u64,
+    pub lag: u64,
+    pub parked: u64,
+    pub generation: u64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RowItem<'a> {
+    pub item: &'a str,
+    pub value: &'a serde_json::Value,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProjectionRow<'a> {
+    pub projection: &'a str,
+    pub key: &'a str,
+    /// The row, for projections with one row per key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<&'a serde_json::Value>,
+    /// The rows under the key, for projections with several (a page of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<RowItem<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Option<&'a str>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Subscription<'a> {
+    pub name: &'a str,
+    pub position: u64,
+}

@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The stream has no snapshot.
     #[error("stream {0} has no snapshot")]
     NoSnapshot(String),
+    /// No such projection, row or subscription.
+    #[error("{0}")]
+    NotFound(String),
+    /// A subscription checkpoint would move backwards (and `force` was not given).
+    #[error("the checkpoint is at {current}; it does not move backwards without force")]
+    CheckpointBackwards { current: u64 },
 }
 
 impl From<ValidationError> for ApiError {
@@ -42,7 +48,10 @@ impl ApiError {
                 StoreError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::RouteNotFound { .. } | Self::NoSnapshot(_) => StatusCode::NOT_FOUND,
+            Self::RouteNotFound { .. } | Self::NoSnapshot(_) | Self::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::CheckpointBackwards { .. } => StatusCode::CONFLICT,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
@@ -87,6 +96,15 @@ impl ApiError {
                 "code": "SnapshotOutdated",
                 "message": format!("a newer snapshot, at version {stored_version}, is already stored"),
                 "storedVersion": stored_version,
+            }),
+            Self::NotFound(message) => json!({
+                "code": "NotFound",
+                "message": message,
+            }),
+            Self::CheckpointBackwards { current } => json!({
+                "code": "CheckpointBackwards",
+                "message": format!("the checkpoint is at {current}; send \"force\": true to move it backwards"),
+                "currentPosition": current,
             }),
             Self::NoSnapshot(stream) => json!({
                 "code": "NotFound",

@@ -16,7 +16,7 @@ use std::time::Instant;
 use eventstore_core::{
     EventLog, EventStore, GlobalFilter, RecordedEvent, SnapshotStore, StoreError, Upcasters,
 };
-use eventstore_dynamodb::DynamoEventLog;
+use eventstore_dynamodb::{DynamoEventLog, Projector};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -53,6 +53,7 @@ pub struct App<L> {
     store: EventStore<L>,
     mount: Mount,
     upcasters: Upcasters,
+    projector: Option<Projector>,
 }
 
 impl App<DynamoEventLog> {
@@ -60,10 +61,13 @@ impl App<DynamoEventLog> {
     pub async fn from_env(mount: Mount) -> Self {
         let config = eventstore_dynamodb::Config::from_env();
         let client = eventstore_dynamodb::client_from_env().await;
-        Self::new(
-            EventStore::new(DynamoEventLog::new(client, config.events_table)),
-            mount,
-        )
+        let log = DynamoEventLog::new(client, config.events_table);
+        let projector = Projector::new(
+            log.clone(),
+            config.projection_tables,
+            eventstore_core::builtin::all(),
+        );
+        Self::new(EventStore::new(log), mount).with_projector(projector)
     }
 }
 
@@ -73,7 +77,15 @@ impl<L: EventLog + SnapshotStore> App<L> {
             store,
             mount,
             upcasters: Upcasters::new(),
+            projector: None,
         }
+    }
+
+    /// The projections and subscription checkpoints the `/projections` and `/subscriptions`
+    /// routes serve; without one, those routes answer 404.
+    pub fn with_projector(mut self, projector: Projector) -> Self {
+        self.projector = Some(projector);
+        self
     }
 
     /// The upcasters read routes apply when a request says `upcast=true`.
@@ -205,6 +217,79 @@ impl<L: EventLog + SnapshotStore> App<L> {
                     },
                 ))
             }
+            Route::ProjectionStatus(name) => {
+                let projector = self.projector(name)?;
+                let checkpoint = projector.checkpoint(name).await?;
+                let head = projector.head().await?;
+                Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::ProjectionStatus {
+                        name,
+                        checkpoint: checkpoint.position,
+                        head,
+                        lag: head.saturating_sub(checkpoint.position),
+                        parked: checkpoint.parked,
+                        generation: checkpoint.generation,
+                    },
+                ))
+            }
+            Route::ProjectionRow(name, key) => {
+                let projector = self.projector(name)?;
+                let (rows, next) = projector
+                    .rows(name, key, query.after(), query.limit()?)
+                    .await?;
+                let missing = || ApiError::NotFound(format!("projection {name} has no row {key}"));
+                let single = match rows.as_slice() {
+                    [] if query.after().is_none() => return Err(missing()),
+                    [(item, value)] if item.is_empty() => Some(value),
+                    _ => None,
+                };
+                let row = match single {
+                    Some(value) => body::ProjectionRow {
+                        projection: name,
+                        key,
+                        value: Some(value),
+                        items: None,
+                        next: None,
+                    },
+                    None => body::ProjectionRow {
+                        projection: name,
+                        key,
+                        value: None,
+                        items: Some(
+                            rows.iter()
+                                .map(|(item, value)| body::RowItem { item, value })
+                                .collect(),
+                        ),
+                        next: Some(next.as_deref()),
+                    },
+                };
+                Ok(error::json_response(StatusCode::OK, &row))
+            }
+            Route::PutSubscription(name) => {
+                let parsed = request::parse_subscription(bounded(&request)?)?;
+                let projector = self.subscriptions()?;
+                match projector
+                    .save_subscription(name, parsed.position, parsed.force)
+                    .await?
+                {
+                    Ok(()) => Ok(error::json_response(
+                        StatusCode::OK,
+                        &body::Subscription {
+                            name,
+                            position: parsed.position,
+                        },
+                    )),
+                    Err(current) => Err(ApiError::CheckpointBackwards { current }),
+                }
+            }
+            Route::GetSubscription(name) => match self.subscriptions()?.subscription(name).await? {
+                Some(position) => Ok(error::json_response(
+                    StatusCode::OK,
+                    &body::Subscription { name, position },
+                )),
+                None => Err(ApiError::NotFound(format!("no subscription {name}"))),
+            },
             Route::ReadAll => self.global(&GlobalFilter::All, &query).await,
             Route::ReadType(t) => {
                 self.global(&GlobalFilter::EventType(t.clone()), &query)
@@ -234,6 +319,19 @@ impl<L: EventLog + SnapshotStore> App<L> {
                 next: page.next,
             },
         ))
+    }
+
+    fn projector(&self, name: &str) -> Result<&Projector, ApiError> {
+        self.projector
+            .as_ref()
+            .filter(|p| p.projection(name).is_some())
+            .ok_or_else(|| ApiError::NotFound(format!("no projection {name}")))
+    }
+
+    fn subscriptions(&self) -> Result<&Projector, ApiError> {
+        self.projector
+            .as_ref()
+            .ok_or_else(|| ApiError::NotFound("subscriptions are not configured".into()))
     }
 
     /// The events as stored, or brought up to their newest schema when the request asks.

@@ -218,6 +218,38 @@ pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
     })
 }
 
+/// A parsed `PUT /subscriptions/{name}` body.
+#[derive(Debug)]
+pub struct SubscriptionBody {
+    pub position: u64,
+    pub force: bool,
+}
+
+pub fn parse_subscription(body: &[u8]) -> Result<SubscriptionBody, ApiError> {
+    let root: Box<RawValue> = serde_json::from_slice(body)
+        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
+    let root = object(&root, "body")?;
+    reject_unknown(&root, &["position", "force"], "")?;
+    let position = match root.get("position") {
+        None => return Err(invalid("position", "is required").into()),
+        Some(raw) => serde_json::from_str::<u64>(raw.get())
+            .ok()
+            .filter(|v| *v <= MAX_POSITION)
+            .ok_or_else(|| {
+                invalid(
+                    "position",
+                    format!("must be a whole number from 0 to {MAX_POSITION}"),
+                )
+            })?,
+    };
+    let force = match root.get("force") {
+        None => false,
+        Some(raw) => serde_json::from_str::<bool>(raw.get())
+            .map_err(|_| invalid("force", "must be true or false"))?,
+    };
+    Ok(SubscriptionBody { position, force })
+}
+
 /// Query parameters, each at most once.
 pub struct Query(BTreeMap<String, String>);
 
@@ -250,6 +282,11 @@ impl Query {
     pub fn limit(&self) -> Result<usize, ValidationError> {
         let limit = self.number("limit", 1, MAX_READ_LIMIT as u64)?;
         Ok(limit.map_or(DEFAULT_READ_LIMIT, |l| l as usize))
+    }
+
+    /// `after`: the item to continue after, for projection rows.
+    pub fn after(&self) -> Option<&str> {
+        self.0.get("after").map(String::as_str)
     }
 
     /// `upcast=true` asks for events brought up to their newest schema; default false.

@@ -21,12 +21,16 @@ pub enum Route {
     ReadAll,
     ReadType(EventType),
     ReadCategory(Category),
+    ProjectionStatus(String),
+    ProjectionRow(String, String),
+    PutSubscription(String),
+    GetSubscription(String),
 }
 
 impl Route {
     pub fn side(&self) -> Side {
         match self {
-            Self::Append(_) | Self::PutSnapshot(_) => Side::Write,
+            Self::Append(_) | Self::PutSnapshot(_) | Self::PutSubscription(_) => Side::Write,
             _ => Side::Read,
         }
     }
@@ -42,6 +46,10 @@ impl Route {
             Self::ReadAll => "GET /all/events",
             Self::ReadType(_) => "GET /types/{eventType}/events",
             Self::ReadCategory(_) => "GET /categories/{category}/events",
+            Self::ProjectionStatus(_) => "GET /projections/{name}",
+            Self::ProjectionRow(..) => "GET /projections/{name}/{key}",
+            Self::PutSubscription(_) => "PUT /subscriptions/{name}",
+            Self::GetSubscription(_) => "GET /subscriptions/{name}",
         }
     }
 }
@@ -51,6 +59,40 @@ fn decode(segment: &str, field: &str) -> Result<String, ValidationError> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| ValidationError::new(field, "is not valid percent-encoded UTF-8"))
+}
+
+fn projection(segment: &str) -> Result<String, ValidationError> {
+    let name = decode(segment, "name")?;
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(name)
+    } else {
+        Err(ValidationError::new(
+            "name",
+            "must be 1 to 64 characters of [a-z0-9-]",
+        ))
+    }
+}
+
+fn row_key(segment: &str) -> Result<String, ValidationError> {
+    let key = decode(segment, "key")?;
+    if key.is_empty() || key.len() > 1024 || key.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            "key",
+            "must be 1 to 1024 bytes with no control characters",
+        ));
+    }
+    Ok(key)
+}
+
+fn subscription(segment: &str) -> Result<String, ValidationError> {
+    // Subscription names follow the event type rules: [A-Za-z0-9_.:-], 1 to 128.
+    Ok(EventType::parse(&decode(segment, "name")?, "name")?
+        .as_str()
+        .to_owned())
 }
 
 /// `Ok(None)` when no route matches; `Err` when one matches but a path parameter is invalid.
@@ -70,6 +112,12 @@ pub fn match_route(method: &Method, path: &str) -> Result<Option<Route>, Validat
         (&Method::GET, ["categories", c, "events"]) => {
             Route::ReadCategory(Category::parse(&decode(c, "category")?, "category")?)
         }
+        (&Method::GET, ["projections", name]) => Route::ProjectionStatus(projection(name)?),
+        (&Method::GET, ["projections", name, key]) => {
+            Route::ProjectionRow(projection(name)?, row_key(key)?)
+        }
+        (&Method::PUT, ["subscriptions", name]) => Route::PutSubscription(subscription(name)?),
+        (&Method::GET, ["subscriptions", name]) => Route::GetSubscription(subscription(name)?),
         _ => return Ok(None),
     };
     Ok(Some(route))
