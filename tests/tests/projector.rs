@@ -334,3 +334,84 @@ async fn the_handler_takes_a_real_counter_stream_event_and_upcasts_before_projec
         json!({"balance": 1100, "transactionCount": 5, "isOpen": true})
     );
 }
+
+#[tokio::test]
+async fn a_rebuild_equals_the_live_projection_even_while_appends_go_on() {
+    let t = std::sync::Arc::new(TestStore::new().await);
+    for i in 0..4 {
+        run(
+            &t,
+            &format!("b{i}"),
+            &[open(100), deposit(i + 1), C::Withdraw { amount: 1 }],
+        )
+        .await;
+    }
+    t.sequence_all().await;
+    let live = t.projector(vec![Arc::new(AccountBalances)]).await;
+    live.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!(
+        live.checkpoint("account-balances")
+            .await
+            .unwrap()
+            .generation,
+        1
+    );
+
+    // Appends, sequencing and the live projector go on while the rebuild runs.
+    let writer = {
+        let (t, live) = (t.clone(), live.clone());
+        tokio::spawn(async move {
+            for round in 0..5 {
+                run(&t, &format!("b{}", round % 4), &[deposit(10)]).await;
+                run(&t, &format!("new{round}"), &[open(round)]).await;
+                t.sequence_all().await;
+                live.catch_up(&AccountBalances, None).await.unwrap();
+            }
+        })
+    };
+    let mut steps = Vec::new();
+    let rebuilt = live
+        .rebuild(&AccountBalances, |at, head| steps.push((at, head)))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    live.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!(rebuilt.generation, 2);
+    assert!(
+        steps.last().is_some_and(|(at, head)| at == head),
+        "{steps:?}"
+    );
+    let after = live.checkpoint("account-balances").await.unwrap();
+    assert_eq!(
+        (after.generation, after.position),
+        (2, live.head().await.unwrap())
+    );
+
+    // The reference: the same projection from scratch, in tables of its own.
+    let fresh_tables = eventstore_dynamodb::ProjectionTables {
+        rows: format!("{}-ref-rows", t.table),
+        checkpoints: format!("{}-ref-checkpoints", t.table),
+    };
+    for table in [&fresh_tables.rows, &fresh_tables.checkpoints] {
+        eventstore_dynamodb::create_key_value_table(&t.client, table)
+            .await
+            .unwrap();
+    }
+    let reference = Projector::new(
+        t.store.log().clone(),
+        fresh_tables,
+        vec![Arc::new(AccountBalances)],
+    );
+    reference.catch_up(&AccountBalances, None).await.unwrap();
+    let mut ids: Vec<String> = (0..4).map(|i| format!("b{i}")).collect();
+    ids.extend((0..5).map(|i| format!("new{i}")));
+    for id in ids {
+        let (got, _) = live.rows("account-balances", &id, None, 10).await.unwrap();
+        let (want, _) = reference
+            .rows("account-balances", &id, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{id}");
+        assert_eq!(got.len(), 1, "{id}");
+    }
+}

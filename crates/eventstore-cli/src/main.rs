@@ -1,5 +1,10 @@
 //! `eventstore`: operator commands against an events table.
 //!
+//! `eventstore rebuild <projection>` replays a projection from position 1 into a fresh
+//! generation of its rows and switches readers to it when it has caught up (see
+//! `eventstore_dynamodb::Projector::rebuild`). This is how a read model is added, or fixed,
+//! months after its events were written.
+//!
 //! `eventstore repair` gives positions to events the sequencer never saw. DynamoDB Streams
 //! keeps records for 24 hours, so a sequencer outage longer than that strands the events
 //! appended early in it; repair finds them with a Scan and sequences them with the same code
@@ -10,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Sequencer};
+use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Projector, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -29,6 +34,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Replays a projection from position 1 into new rows, then switches reads to them.
+    Rebuild {
+        /// A built-in projection: account-balances or category-streams.
+        projection: String,
+    },
     /// Finds events without a global position (a full Scan: it reads the whole table once)
     /// and sequences them, oldest first.
     Repair {
@@ -87,13 +97,48 @@ async fn repair(sequencer: &Sequencer, dry_run: bool) -> Result<(), String> {
     Ok(())
 }
 
+async fn rebuild(projector: &Projector, name: &str) -> Result<(), String> {
+    let Some(projection) = projector.projection(name) else {
+        let known: Vec<&str> = projector.projections().iter().map(|p| p.name()).collect();
+        return Err(format!(
+            "no projection {name} (known: {})",
+            known.join(", ")
+        ));
+    };
+    let bar = ProgressBar::new(1).with_style(style(
+        "rebuild  [{bar:40}] position {pos}/{len} (head)  {per_sec}  {elapsed}",
+    ));
+    let checkpoint = projector
+        .rebuild(projection.as_ref(), |position, head| {
+            bar.set_length(head.max(1));
+            bar.set_position(position);
+        })
+        .await
+        .map_err(|e| format!("{e} (re-run rebuild to resume)"))?;
+    bar.finish();
+    println!(
+        "{name}: generation {} live at position {}",
+        checkpoint.generation, checkpoint.position
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let table = cli.table.unwrap_or_else(|| Config::from_env().events_table);
-    let sequencer = Sequencer::new(DynamoEventLog::new(client_from_env().await, table));
+    let config = Config::from_env();
+    let table = cli.table.unwrap_or(config.events_table);
+    let log = DynamoEventLog::new(client_from_env().await, table);
     let result = match cli.command {
-        Command::Repair { dry_run } => repair(&sequencer, dry_run).await,
+        Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
+        Command::Rebuild { projection } => {
+            let projector = Projector::new(
+                log,
+                config.projection_tables,
+                eventstore_core::builtin::all(),
+            );
+            rebuild(&projector, &projection).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -173,12 +173,16 @@ impl Projector {
     /// The projection's checkpoint, read consistently (position 0, generation 1 before its
     /// first write).
     pub async fn checkpoint(&self, name: &str) -> Result<Checkpoint, StoreError> {
+        self.checkpoint_at(&checkpoint_pk(name)).await
+    }
+
+    async fn checkpoint_at(&self, pk: &str) -> Result<Checkpoint, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.tables.checkpoints)
             .consistent_read(true)
-            .key(keys::PK, s(checkpoint_pk(name)))
+            .key(keys::PK, s(pk))
             .key(keys::SK, s(CHECKPOINT_SK))
             .send()
             .await
@@ -208,6 +212,17 @@ impl Projector {
         projection: &dyn Projection,
         up_to: Option<u64>,
     ) -> Result<ProjectReport, StoreError> {
+        self.catch_up_at(projection, &checkpoint_pk(projection.name()), up_to)
+            .await
+    }
+
+    /// `catch_up` for the checkpoint item `pk` (the live one, or a rebuild's).
+    async fn catch_up_at(
+        &self,
+        projection: &dyn Projection,
+        pk: &str,
+        up_to: Option<u64>,
+    ) -> Result<ProjectReport, StoreError> {
         let target = match up_to {
             Some(p) => p,
             None => self.head().await?,
@@ -215,7 +230,7 @@ impl Projector {
         let mut report = ProjectReport::default();
         let mut lost_races = 0u32;
         loop {
-            let checkpoint = self.checkpoint(projection.name()).await?;
+            let checkpoint = self.checkpoint_at(pk).await?;
             if checkpoint.position >= target {
                 return Ok(report);
             }
@@ -237,7 +252,7 @@ impl Projector {
                 });
             }
             match self
-                .step(projection, checkpoint, page.events, &mut report)
+                .step(projection, pk, checkpoint, page.events, &mut report)
                 .await?
             {
                 Step::Done => lost_races = 0,
@@ -258,6 +273,7 @@ impl Projector {
     async fn step(
         &self,
         projection: &dyn Projection,
+        pk: &str,
         checkpoint: Checkpoint,
         events: Vec<RecordedEvent>,
         report: &mut ProjectReport,
@@ -310,7 +326,7 @@ impl Projector {
         if position > checkpoint.position {
             let changes = rows.changes();
             if !self
-                .commit(projection.name(), checkpoint, position, &changes)
+                .commit(projection.name(), pk, checkpoint, position, &changes)
                 .await?
             {
                 return Ok(Step::Lost);
@@ -339,7 +355,7 @@ impl Projector {
             attempt = current.failures + 1, error = %message, "projection failed on an event");
         if current.failures + 1 >= POISON_ATTEMPTS {
             if self
-                .park(projection.name(), current, event, &message)
+                .park(projection.name(), pk, current, event, &message)
                 .await?
             {
                 report.parked += 1;
@@ -347,7 +363,7 @@ impl Projector {
             }
             return Ok(Step::Lost);
         }
-        if !self.count_failure(projection.name(), current).await? {
+        if !self.count_failure(pk, current).await? {
             return Ok(Step::Lost);
         }
         Ok(Step::Failed(StoreError::corrupt(format!(
@@ -431,14 +447,14 @@ impl Projector {
     /// The checkpoint update, conditioned on the checkpoint as it was read.
     fn checkpoint_update(
         &self,
-        name: &str,
+        pk: &str,
         read: Checkpoint,
         expression: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.tables.checkpoints)
-            .key(keys::PK, s(checkpoint_pk(name)))
+            .key(keys::PK, s(pk))
             .key(keys::SK, s(CHECKPOINT_SK))
             .update_expression(expression)
             .expression_attribute_names("#pos", POSITION)
@@ -453,7 +469,7 @@ impl Projector {
         }
         update = if read.position == 0 {
             update.condition_expression(
-                "(attribute_not_exists(#pos) OR #pos = :zero) AND (attribute_not_exists(#fail) OR #fail = :oldfail)",
+                "(attribute_not_exists(#pos) OR #pos = :zero) AND (attribute_not_exists(#fail) OR #fail = :oldfail) AND (attribute_not_exists(#gen) OR #gen = :gen)",
             )
         } else {
             update
@@ -469,6 +485,7 @@ impl Projector {
     async fn commit(
         &self,
         name: &str,
+        pk: &str,
         read: Checkpoint,
         position: u64,
         changes: &[(RowId, Option<Value>)],
@@ -503,7 +520,7 @@ impl Projector {
             writes.push(write);
         }
         writes.push(self.checkpoint_update(
-            name,
+            pk,
             read,
             "SET #pos = :new, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :zero",
             vec![(":new", n(position))],
@@ -511,9 +528,9 @@ impl Projector {
         self.transact(writes).await
     }
 
-    async fn count_failure(&self, name: &str, read: Checkpoint) -> Result<bool, StoreError> {
+    async fn count_failure(&self, pk: &str, read: Checkpoint) -> Result<bool, StoreError> {
         let write = self.checkpoint_update(
-            name,
+            pk,
             read,
             "SET #pos = :same, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :fail",
             vec![
@@ -527,6 +544,7 @@ impl Projector {
     async fn park(
         &self,
         name: &str,
+        pk: &str,
         read: Checkpoint,
         event: &RecordedEvent,
         message: &str,
@@ -544,7 +562,7 @@ impl Projector {
             .build()
             .map_err(|e| StoreError::internal("building a Put", e))?;
         let update = self.checkpoint_update(
-            name,
+            pk,
             read,
             "SET #pos = :new, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero) + :one, #fail = :zero",
             vec![(":new", n(position)), (":one", n(1))],
@@ -581,6 +599,99 @@ impl Projector {
             }
         }
         Err(from_sdk("TransactWriteItems", err))
+    }
+
+    /// Replays `projection` from position 1 into a fresh generation of its rows, then
+    /// switches readers to it atomically. Reads keep answering from the live generation
+    /// meanwhile, and the live projector keeps running; an interrupted rebuild resumes where
+    /// it stopped. `progress` gets (position, head) after each step.
+    pub async fn rebuild(
+        &self,
+        projection: &dyn Projection,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Checkpoint, StoreError> {
+        let name = projection.name();
+        let rebuild_pk = format!("{}#REBUILD", checkpoint_pk(name));
+        let live = self.checkpoint(name).await?;
+        // Start (or find) the rebuild's own checkpoint, in the next generation.
+        let started = self
+            .client
+            .put_item()
+            .table_name(&self.tables.checkpoints)
+            .item(keys::PK, s(&rebuild_pk))
+            .item(keys::SK, s(CHECKPOINT_SK))
+            .item(POSITION, n(0))
+            .item(GENERATION, n(live.generation + 1))
+            .item(PARKED, n(0))
+            .item(FAILURES, n(0))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match started {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)
+                ) => {}
+            Err(e) => return Err(from_sdk("PutItem", e)),
+        }
+        loop {
+            let head = self.head().await?;
+            loop {
+                let at = self.checkpoint_at(&rebuild_pk).await?.position;
+                progress(at, head);
+                if at >= head {
+                    break;
+                }
+                let step_to = at.saturating_add(1000).min(head);
+                self.catch_up_at(projection, &rebuild_pk, Some(step_to))
+                    .await?;
+            }
+            let rebuilt = self.checkpoint_at(&rebuild_pk).await?;
+            let live = self.checkpoint(name).await?;
+            if live.generation + 1 != rebuilt.generation {
+                return Err(StoreError::corrupt(format!(
+                    "projection {name} moved to generation {} during the rebuild to {}",
+                    live.generation, rebuilt.generation
+                )));
+            }
+            if live.position > rebuilt.position {
+                // The live projector is ahead: catch up further first.
+                continue;
+            }
+            // One transaction: the live checkpoint takes the rebuilt generation and position
+            // (only if it is still where it was read), and the rebuild's checkpoint goes.
+            let switch = self.checkpoint_update(
+                &checkpoint_pk(name),
+                live,
+                "SET #pos = :new, #gen = :newgen, #parked = :parked, #fail = :zero",
+                vec![
+                    (":new", n(rebuilt.position)),
+                    (":newgen", n(rebuilt.generation)),
+                    (":parked", n(rebuilt.parked)),
+                ],
+            )?;
+            let done = Delete::builder()
+                .table_name(&self.tables.checkpoints)
+                .key(keys::PK, s(&rebuild_pk))
+                .key(keys::SK, s(CHECKPOINT_SK))
+                .condition_expression("#pos = :at")
+                .expression_attribute_names("#pos", POSITION)
+                .expression_attribute_values(":at", n(rebuilt.position))
+                .build()
+                .map_err(|e| StoreError::internal("building a Delete", e))?;
+            if self
+                .transact(vec![
+                    switch,
+                    TransactWriteItem::builder().delete(done).build(),
+                ])
+                .await?
+            {
+                return self.checkpoint(name).await;
+            }
+        }
     }
 
     /// An external subscriber's checkpoint (`SUBSCRIPTION#<name>` in the checkpoints table).

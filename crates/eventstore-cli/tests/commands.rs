@@ -1,4 +1,4 @@
-//! `eventstore repair` sequences the events a sequencer outage left without a position.
+//! The operator commands: `eventstore repair` and `eventstore rebuild`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use eventstore_core::{AppendBatch, ExpectedVersion};
@@ -82,4 +82,49 @@ fn repair_against_a_missing_table_fails_with_a_message() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("eventstore: "), "{stderr}");
+}
+
+#[tokio::test]
+async fn rebuild_replays_a_projection_into_a_new_generation() {
+    let t = TestStore::new().await;
+    let s = eventstore_core::StreamId::parse("Account-cli", "s").unwrap();
+    let batch = AppendBatch::new(vec![
+        event("AccountOpened", r#"{"initialDeposit":5}"#),
+        event("MoneyDeposited", r#"{"amount":7}"#),
+    ])
+    .unwrap();
+    t.store
+        .append(&s, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+        .args(["--table", &t.table, "rebuild", "account-balances"])
+        .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
+        .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("account-balances: generation 2 live at position 2"),
+        "{stdout}"
+    );
+    let (rows, _) = projector
+        .rows("account-balances", "cli", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].1["balance"], serde_json::json!(12));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+        .args(["--table", &t.table, "rebuild", "nothing"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no projection nothing"));
 }
