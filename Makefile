@@ -28,12 +28,14 @@ spec: venv
 infra-check: venv
 	scripts/infra-check.sh
 
-## On a local DynamoDB: sequencer throughput and append -> $$all lag, and the cost of loading a
-## 10,000-event aggregate with and without a snapshot (they report figures, assert nothing).
+## On a local DynamoDB: sequencer throughput and append -> $$all lag, the cost of loading a
+## 10,000-event aggregate with and without a snapshot, and projector throughput and writes
+## per event (they report figures, assert nothing).
 bench: venv
-	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench
+	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench
 	scripts/with-dynamodb.sh target/debug/sequencer-bench
 	scripts/with-dynamodb.sh target/debug/repository-bench
+	scripts/with-dynamodb.sh target/debug/projector-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.

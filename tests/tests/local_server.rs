@@ -122,3 +122,45 @@ async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
+    let t = TestStore::new().await;
+    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let app = Arc::new(App::new(t.store.clone(), Mount::All).with_projector(projector.clone()));
+    let listener = local::bind(0).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sequencer = local::spawn_sequencer(t.store.log().clone());
+    let projecting = local::spawn_projector(projector);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local::serve(app, listener, async {
+        let _ = stopped.await;
+    }));
+
+    let (status, body) = send(
+        port,
+        "POST",
+        "/streams/Account-L/events",
+        br#"{"events":[{"eventType":"AccountOpened","data":{"initialDeposit":10}},{"eventType":"MoneyDeposited","data":{"amount":32}}]}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Sequencer and projector run in the background; give them up to 30 s.
+    let mut row = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (status, body) = send(port, "GET", "/projections/account-balances/L", b"").await;
+        if status == 200 {
+            row = serde_json::from_str(&body).unwrap();
+            break;
+        }
+        assert_eq!(status, 404, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["value"]["balance"], 42, "{row}");
+    assert_eq!(row["value"]["transactionCount"], 2, "{row}");
+
+    sequencer.abort();
+    projecting.abort();
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -5,8 +5,16 @@
 use std::process::ExitCode;
 
 use bank_account::{upcasters, AccountCommand, BankAccount};
-use eventstore_core::{CommandContext, CommandError, EventStore, Repository, SnapshotMode};
-use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog};
+use std::sync::Arc;
+
+use eventstore_core::builtin::AccountBalances;
+use eventstore_core::{
+    CommandContext, CommandError, EventStore, Repository, SnapshotMode, StoreError,
+};
+use eventstore_dynamodb::{
+    client_from_env, create_key_value_table, Config, DynamoEventLog, Projector, Sequencer,
+    StreamHint,
+};
 
 /// Amounts are in cents.
 fn euros(n: i64) -> i64 {
@@ -68,17 +76,52 @@ async fn main() -> ExitCode {
             }
         }
     }
-    match accounts.load(&id).await {
-        Ok(loaded) => {
-            println!(
-                "loaded: {:?} at version {} ({} events read)",
-                loaded.state, loaded.version, loaded.events_read
-            );
-            ExitCode::SUCCESS
-        }
+    let loaded = match accounts.load(&id).await {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("load failed: {err}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "loaded: {:?} at version {} ({} events read)",
+        loaded.state, loaded.version, loaded.events_read
+    );
+    // The account-balances projection reads the same events. On AWS (and under `make dev`)
+    // the sequencer and the projector run on their own; here they are called directly.
+    match project(&table, &id, loaded.version).await {
+        Ok(row) => println!("account-balances row for {id}: {row}"),
+        Err(err) => {
+            eprintln!("projection failed: {err}");
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
+}
+
+async fn project(table: &str, id: &str, version: u64) -> Result<String, StoreError> {
+    let config = Config::from_env();
+    let client = client_from_env().await;
+    for t in [
+        &config.projection_tables.rows,
+        &config.projection_tables.checkpoints,
+    ] {
+        create_key_value_table(&client, t).await?;
+    }
+    let log = DynamoEventLog::new(client, table);
+    let stream = Repository::<BankAccount, DynamoEventLog>::stream_id(id)?;
+    Sequencer::new(log.clone())
+        .sequence(&[StreamHint { stream, version }])
+        .await?;
+    let projector = Projector::new(
+        log,
+        config.projection_tables,
+        vec![Arc::new(AccountBalances)],
+    )
+    .with_upcasters(upcasters());
+    projector.catch_up(&AccountBalances, None).await?;
+    let (rows, _) = projector.rows("account-balances", id, None, 1).await?;
+    Ok(rows
+        .first()
+        .map_or_else(|| "none".to_owned(), |(_, value)| value.to_string()))
 }
