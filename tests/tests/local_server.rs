@@ -27,16 +27,36 @@ async fn send(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String)
     (status, body)
 }
 
+/// The local server on a free port, as `make dev` runs it.
+struct Server {
+    port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(app: Arc<App<eventstore_dynamodb::DynamoEventLog>>) -> Self {
+        let listener = local::bind(0).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(local::serve(app, listener, async {
+            let _ = stopped.await;
+        }));
+        Self { port, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_server_answers_with_the_shared_router() {
     let t = TestStore::new().await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All));
-    let listener = local::bind(0).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local::serve(app, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(app).await;
+    let port = server.port;
 
     let (status, body) = send(
         port,
@@ -68,21 +88,16 @@ async fn the_local_server_answers_with_the_shared_router() {
         1
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
     let t = TestStore::new().await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All));
-    let listener = local::bind(0).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let sequencer = local::spawn_sequencer(t.store.log().clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local::serve(app, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(app).await;
+    let port = server.port;
 
     let (status, body) = send(
         port,
@@ -119,8 +134,7 @@ async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
     assert_eq!(page["next"], 3);
 
     sequencer.abort();
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,14 +142,10 @@ async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
     let t = TestStore::new().await;
     let projector = t.projector(eventstore_core::builtin::all()).await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All).with_projector(projector.clone()));
-    let listener = local::bind(0).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let sequencer = local::spawn_sequencer(t.store.log().clone());
     let projecting = local::spawn_projector(projector);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local::serve(app, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start(app).await;
+    let port = server.port;
 
     let (status, body) = send(
         port,
@@ -161,6 +171,5 @@ async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
 
     sequencer.abort();
     projecting.abort();
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

@@ -322,6 +322,33 @@ impl LocalEventSource {
     }
 }
 
+/// What the local event source can feed: the sequencer and the projector.
+pub trait StreamConsumer: Send + Sync {
+    /// A source over the table's stream with this consumer's filter.
+    fn local_source(&self) -> impl Future<Output = Result<LocalEventSource, StoreError>> + Send;
+
+    /// The same handler the consumer's Lambda function runs.
+    fn handle(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = Result<DynamoDbEventResponse, StoreError>> + Send;
+}
+
+/// Feeds `consumer` from its local source for as long as the process lives, starting over
+/// a second after any failure (say the DynamoDB endpoint went away).
+pub async fn run_locally<C: StreamConsumer>(consumer: C, name: &str) {
+    loop {
+        let result = match consumer.local_source().await {
+            Ok(source) => source.run(|event| consumer.handle(event)).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            tracing::warn!(consumer = name, error = %err, "local event source stopped; restarting in 1 s");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 fn sequence_number(record: &Value) -> Option<&str> {
     record.get("dynamodb")?.get("SequenceNumber")?.as_str()
 }

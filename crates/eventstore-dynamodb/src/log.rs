@@ -496,6 +496,38 @@ impl EventLog for DynamoEventLog {
     }
 }
 
+/// Sends a transaction whose conditions guard against other writers: `Ok(true)` if it
+/// committed, `Ok(false)` if it was cancelled because a condition failed or another
+/// transaction touched the same items (the caller re-reads and decides again).
+pub(crate) async fn transact_conditionally(
+    client: &Client,
+    writes: Vec<TransactWriteItem>,
+) -> Result<bool, StoreError> {
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(writes))
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(true),
+        Err(e) => e,
+    };
+    if let SdkError::ServiceError(se) = &err {
+        if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
+            let lost = c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            });
+            if lost {
+                return Ok(false);
+            }
+        }
+    }
+    Err(from_sdk("TransactWriteItems", err))
+}
+
 /// The value of a counter item, 0 when it does not exist yet.
 pub(crate) fn counter_value(item: Option<&Item>) -> Result<u64, StoreError> {
     let Some(item) = item else { return Ok(0) };

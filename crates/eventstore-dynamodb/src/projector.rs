@@ -26,7 +26,6 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
@@ -42,7 +41,7 @@ use crate::event_source::{
     streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
 };
 use crate::keys;
-use crate::log::DynamoEventLog;
+use crate::log::{transact_conditionally, DynamoEventLog};
 
 /// Failed attempts at one event before it is parked.
 pub const POISON_ATTEMPTS: u32 = 3;
@@ -575,30 +574,7 @@ impl Projector {
 
     /// `true` if committed; `false` if a condition failed (another projector moved first).
     async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
-        };
-        if let SdkError::ServiceError(se) = &err {
-            if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
-                let lost = c.cancellation_reasons().iter().any(|r| {
-                    matches!(
-                        r.code(),
-                        Some("ConditionalCheckFailed" | "TransactionConflict")
-                    )
-                });
-                if lost {
-                    return Ok(false);
-                }
-            }
-        }
-        Err(from_sdk("TransactWriteItems", err))
+        transact_conditionally(&self.client, writes).await
     }
 
     /// Replays `projection` from position 1 into a fresh generation of its rows, then
@@ -902,4 +878,14 @@ enum Step {
     Done,
     Lost,
     Failed(StoreError),
+}
+
+impl crate::event_source::StreamConsumer for Projector {
+    async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
+        Projector::local_source(self).await
+    }
+
+    async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
+        Projector::handle(self, event).await
+    }
 }

@@ -1,7 +1,9 @@
 //! The events table's definition. `infra/template.yaml` declares the same table; the test
 //! `table_definition_matches_the_sam_template` keeps the two equal.
 
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
@@ -137,6 +139,16 @@ pub async fn create_events_table(client: &Client, table: &str) -> Result<(), Sto
         .stream_specification(stream)
         .send()
         .await;
+    created_or_exists(client, table, created).await
+}
+
+/// A table that already exists is fine (local set-up is re-run at every start); then wait
+/// until it is active.
+async fn created_or_exists<T>(
+    client: &Client,
+    table: &str,
+    created: Result<T, SdkError<CreateTableError, HttpResponse>>,
+) -> Result<(), StoreError> {
     match created {
         Ok(_) => {}
         Err(e) if e.code() == Some("ResourceInUseException") => {}
@@ -192,10 +204,5 @@ pub async fn create_key_value_table(client: &Client, table: &str) -> Result<(), 
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
-    match created {
-        Ok(_) => {}
-        Err(e) if e.code() == Some("ResourceInUseException") => {}
-        Err(e) => return Err(from_sdk("CreateTable", e)),
-    }
-    wait_active(client, table).await
+    created_or_exists(client, table, created).await
 }

@@ -19,8 +19,6 @@ use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
@@ -31,7 +29,7 @@ use crate::event_source::{
 };
 use crate::item::{parse, Item};
 use crate::keys;
-use crate::log::{conflict_backoff, counter_value, DynamoEventLog};
+use crate::log::{conflict_backoff, counter_value, transact_conditionally, DynamoEventLog};
 
 /// DynamoDB's limit of actions in one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
@@ -312,7 +310,8 @@ impl Sequencer {
             writes.push(self.advance(&counter_key(pk.clone()), keys::COUNTER_LAST, *old, *new)?);
         }
 
-        if self.commit(writes).await? {
+        // Lost to another writer of a head or counter: the round is re-read and retried.
+        if transact_conditionally(&self.log.client, writes).await? {
             Ok(Round::Committed {
                 done,
                 events: events_written,
@@ -472,36 +471,6 @@ impl Sequencer {
             .build()
             .map_err(|e| StoreError::internal("building an Update", e))?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Sends the round's transaction: `true` if it committed, `false` if a condition failed
-    /// or it met another transaction (the round is then re-read and retried).
-    async fn commit(&self, writes: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        let result = self
-            .log
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
-        };
-        if let SdkError::ServiceError(se) = &err {
-            if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
-                let lost = c.cancellation_reasons().iter().any(|r| {
-                    matches!(
-                        r.code(),
-                        Some("ConditionalCheckFailed" | "TransactionConflict")
-                    )
-                });
-                if lost {
-                    return Ok(false);
-                }
-            }
-        }
-        Err(from_sdk("TransactWriteItems", err))
     }
 
     /// Finds every event without a position, with a Scan of the whole table (it reads every
@@ -671,4 +640,14 @@ pub fn hint_of(record: &EventRecord) -> Option<StreamHint> {
         stream: StreamId::parse(stream, "streamId").ok()?,
         version,
     })
+}
+
+impl crate::event_source::StreamConsumer for Sequencer {
+    async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
+        Sequencer::local_source(self).await
+    }
+
+    async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
+        Sequencer::handle(self, event).await
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use eventstore_core::ValidationError;
 use eventstore_core::{EventLog, SnapshotStore};
+use eventstore_dynamodb::event_source::run_locally;
 use eventstore_dynamodb::{DynamoEventLog, Projector, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -98,37 +99,13 @@ async fn answer<L: EventLog + SnapshotStore>(
 
 /// Runs the sequencer as the deployed stack does, for as long as the process lives. Lambda's
 /// event source mapping does not exist locally, so a local poller of the table's stream
-/// feeds the same handler the `sequencer` function runs. If polling fails (say the
-/// DynamoDB endpoint went away), it starts over a second later.
+/// feeds the same handler the `sequencer` function runs.
 pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
-    let sequencer = Sequencer::new(log);
-    tokio::spawn(async move {
-        loop {
-            let result = match sequencer.local_source().await {
-                Ok(source) => source.run(|event| sequencer.handle(event)).await,
-                Err(err) => Err(err),
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "local event source stopped; restarting in 1 s");
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    })
+    tokio::spawn(run_locally(Sequencer::new(log), "sequencer"))
 }
 
-/// Runs the built-in projections as the deployed stack does: a local poller of the counter
-/// item's stream records feeds the same handler the `projector` function runs.
+/// Runs the projections as the deployed stack does: a local poller of the counter item's
+/// stream records feeds the same handler the `projector` function runs.
 pub fn spawn_projector(projector: Projector) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let result = match projector.local_source().await {
-                Ok(source) => source.run(|event| projector.handle(event)).await,
-                Err(err) => Err(err),
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "local projector source stopped; restarting in 1 s");
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    })
+    tokio::spawn(run_locally(projector, "projector"))
 }
