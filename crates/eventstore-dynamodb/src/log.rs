@@ -4,7 +4,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, Select, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
@@ -494,6 +496,48 @@ impl EventLog for DynamoEventLog {
             .map_err(|e| from_sdk("GetItem", e))?;
         counter_value(out.item.as_ref())
     }
+}
+
+/// Reads `keys` from `table` consistently with BatchGetItem (at most 100 keys), following
+/// unprocessed keys with backoff. Returns the items found, in no particular order.
+pub(crate) async fn batch_get_consistent(
+    client: &Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let mut request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(true)
+        .build()
+        .map_err(|e| StoreError::internal("building a BatchGetItem", e))?;
+    for attempt in 0..10 {
+        let out = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|e| from_sdk("BatchGetItem", e))?;
+        found.extend(
+            out.responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default(),
+        );
+        match out.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+            Some(rest) if !rest.keys().is_empty() => {
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+                request = rest;
+            }
+            _ => return Ok(found),
+        }
+    }
+    Err(StoreError::Unavailable {
+        message: "BatchGetItem kept leaving keys unprocessed".into(),
+        source: None,
+    })
 }
 
 /// Sends a transaction whose conditions guard against other writers: `Ok(true)` if it

@@ -26,9 +26,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use eventstore_core::{
     Checkpoint, EventLog, EventStore, GlobalFilter, Projection, RecordedEvent, RowId, Rows,
@@ -41,7 +39,7 @@ use crate::event_source::{
     streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
 };
 use crate::keys;
-use crate::log::{transact_conditionally, DynamoEventLog};
+use crate::log::{batch_get_consistent, transact_conditionally, DynamoEventLog};
 
 /// Failed attempts at one event before it is parked.
 pub const POISON_ATTEMPTS: u32 = 3;
@@ -396,51 +394,20 @@ impl Projector {
                 HashMap::from([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))])
             })
             .collect();
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::internal("building a BatchGetItem", e))?;
-        for attempt in 0..10 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.tables.rows, request)
-                .send()
-                .await
-                .map_err(|e| from_sdk("BatchGetItem", e))?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.tables.rows))
-                .unwrap_or_default()
-            {
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                let (Some(pk), Some(sk), Some(value)) =
-                    (text(keys::PK), text(keys::SK), text(ROW_VALUE))
-                else {
-                    continue;
-                };
-                if let Some(i) = by_key.get(&(pk, sk)) {
-                    let value = serde_json::from_str(&value)
-                        .map_err(|e| StoreError::internal("decoding a projection row", e))?;
-                    values[*i].1 = Some(value);
-                }
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.tables.rows))
-            {
-                Some(rest) if !rest.keys().is_empty() => {
-                    tokio::time::sleep(crate::log::conflict_backoff(attempt)).await;
-                    request = rest;
-                }
-                _ => return Ok(Rows::loaded(values)),
+        for item in batch_get_consistent(&self.client, &self.tables.rows, keys).await? {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+            let (Some(pk), Some(sk), Some(value)) =
+                (text(keys::PK), text(keys::SK), text(ROW_VALUE))
+            else {
+                continue;
+            };
+            if let Some(i) = by_key.get(&(pk, sk)) {
+                let value = serde_json::from_str(&value)
+                    .map_err(|e| StoreError::internal("decoding a projection row", e))?;
+                values[*i].1 = Some(value);
             }
         }
-        Err(StoreError::Unavailable {
-            message: "BatchGetItem kept leaving rows unprocessed".into(),
-            source: None,
-        })
+        Ok(Rows::loaded(values))
     }
 
     /// The checkpoint update, conditioned on the checkpoint as it was read.

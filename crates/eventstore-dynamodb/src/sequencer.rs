@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
 
@@ -29,7 +29,9 @@ use crate::event_source::{
 };
 use crate::item::{parse, Item};
 use crate::keys;
-use crate::log::{conflict_backoff, counter_value, transact_conditionally, DynamoEventLog};
+use crate::log::{
+    batch_get_consistent, conflict_backoff, counter_value, transact_conditionally, DynamoEventLog,
+};
 
 /// DynamoDB's limit of actions in one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
@@ -363,54 +365,21 @@ impl Sequencer {
         }
     }
 
-    /// Reads `wanted` consistently in one BatchGetItem, following unprocessed keys.
+    /// Reads `wanted` (heads and counters) consistently, keyed by (PK, SK).
     async fn batch_get(&self, wanted: &[Key]) -> Result<HashMap<Key, Item>, StoreError> {
-        let mut found = HashMap::new();
-        if wanted.is_empty() {
-            return Ok(found);
-        }
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(wanted.iter().map(key_item).collect()))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::internal("building a BatchGetItem", e))?;
-        for attempt in 0.. {
-            let out = self
-                .log
-                .client
-                .batch_get_item()
-                .request_items(&self.log.table, request)
-                .send()
-                .await
-                .map_err(|e| from_sdk("BatchGetItem", e))?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.log.table))
-                .unwrap_or_default()
-            {
+        let items = batch_get_consistent(
+            &self.log.client,
+            &self.log.table,
+            wanted.iter().map(key_item).collect(),
+        )
+        .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
                 let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-                if let (Some(pk), Some(sk)) = (text(keys::PK), text(keys::SK)) {
-                    found.insert((pk, sk), item);
-                }
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.log.table))
-            {
-                Some(rest) if !rest.keys().is_empty() => {
-                    if attempt >= 8 {
-                        return Err(StoreError::Unavailable {
-                            message: "BatchGetItem kept leaving keys unprocessed".into(),
-                            source: None,
-                        });
-                    }
-                    tokio::time::sleep(conflict_backoff(attempt)).await;
-                    request = rest;
-                }
-                _ => break,
-            }
-        }
-        Ok(found)
+                Some(((text(keys::PK)?, text(keys::SK)?), item))
+            })
+            .collect())
     }
 
     fn position_update(
