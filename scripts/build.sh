@@ -16,7 +16,7 @@ export PATH="$PWD/$venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
 sam build --template-file infra/template.yaml --config-file "$PWD/samconfig.toml" \
   --build-dir .aws-sam/build
-for fn in AppendApiFunction ReadApiFunction; do
+for fn in AppendApiFunction ReadApiFunction SequencerFunction ProjectorFunction; do
   dir=".aws-sam/build/$fn"
   zip="$(mktemp -d)/$fn.zip"
   python3 -c 'import sys, zipfile
