@@ -5,9 +5,9 @@
 use bank_account::{upcasters, AccountCommand as C, AccountError, AccountEvent, BankAccount};
 use eventstore_core::aggregate::encode_event;
 use eventstore_core::{
-    AppendBatch, CommandContext, CommandError, DomainEvent, EventData, EventStore, EventType,
-    ExpectedVersion, NewEvent, Repository, Snapshot, SnapshotMode, SnapshotStore, StreamId,
-    Timestamp,
+    Aggregate, AppendBatch, CommandContext, CommandError, DomainEvent, EventData, EventStore,
+    EventType, ExpectedVersion, NewEvent, Repository, Snapshot, SnapshotMode, SnapshotStore,
+    StreamId, Timestamp,
 };
 use eventstore_dynamodb::DynamoEventLog;
 use eventstore_http::Mount;
@@ -317,4 +317,36 @@ async fn old_deposit_schemas_are_upcast_on_every_read_path_and_never_rewritten()
     // The stored items are untouched.
     let a = call(&api, request("GET", &path, None)).await;
     assert_eq!(data(&a.json), stored);
+}
+
+#[tokio::test]
+async fn a_save_on_a_stale_load_is_a_typed_conflict_and_writes_nothing() {
+    let t = TestStore::new().await;
+    let repo = accounts(&t);
+    let id = new_id();
+    open(&repo, &id, 100).await;
+    let stale = repo.load(&id).await.unwrap();
+    repo.execute(&id, &deposit(1), &ctx()).await.unwrap();
+    let events = stale.state.decide(&deposit(5)).unwrap();
+    let err = repo
+        .save(&id, stale.version, &events, &ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            eventstore_core::SaveError::Conflict {
+                loaded: 1,
+                current: 2
+            }
+        ),
+        "{err:?}"
+    );
+    let fresh = repo.load(&id).await.unwrap();
+    assert_eq!((fresh.version, fresh.state.balance), (2, 101));
+    let saved = repo
+        .save(&id, fresh.version, &events, &ctx())
+        .await
+        .unwrap();
+    assert_eq!((saved.from_version, saved.to_version), (3, 3));
 }

@@ -14,8 +14,8 @@ use crate::snapshot::{Snapshot, SnapshotStore, MAX_SNAPSHOT_STATE_BYTES};
 use crate::store::{Direction, StreamRead};
 use crate::upcast::Upcasters;
 use crate::{
-    AppendBatch, EventData, EventLog, EventStore, EventType, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, StoreError, StreamId, Timestamp,
+    AppendBatch, AppendOutcome, EventData, EventLog, EventStore, EventType, ExpectedVersion,
+    Metadata, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp,
 };
 
 /// A domain event: an enum whose variants are named in the past tense. The variant name is
@@ -138,6 +138,16 @@ pub enum CommandError<E: std::error::Error + 'static> {
     /// Other writers kept changing the aggregate between load and save.
     #[error("the aggregate kept changing concurrently ({attempts} attempts)")]
     Conflict { attempts: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a save stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The aggregate changed since it was loaded: load and decide again.
+    #[error("the aggregate was at version {loaded} when loaded and is now at {current}")]
+    Conflict { loaded: u64, current: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -325,9 +335,7 @@ where
                     retries: attempt,
                 });
             }
-            let batch = self.batch(&events, context)?;
-            let expected = ExpectedVersion::Exact(loaded.version);
-            match self.store.append(&stream, expected, &batch).await {
+            match self.save(id, loaded.version, &events, context).await {
                 Ok(outcome) => {
                     let mut state = loaded.state;
                     for event in &events {
@@ -343,13 +351,37 @@ where
                         retries: attempt,
                     });
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                Err(SaveError::Conflict { .. }) => continue,
+                Err(SaveError::Store(e)) => return Err(e.into()),
             }
         }
         Err(CommandError::Conflict {
             attempts: self.attempts,
         })
+    }
+
+    /// Appends `events` to aggregate `id` only if its stream is still at `loaded_version`
+    /// (the version the events were decided on), with the context's ids in their metadata.
+    /// For apps that load and decide themselves; [`Repository::execute`] does all three and
+    /// retries on conflicts.
+    pub async fn save(
+        &self,
+        id: &str,
+        loaded_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<AppendOutcome, SaveError> {
+        let stream = Self::stream_id(id)?;
+        let batch = self.batch(events, context)?;
+        let expected = ExpectedVersion::Exact(loaded_version);
+        match self.store.append(&stream, expected, &batch).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::WrongExpectedVersion { current, .. }) => Err(SaveError::Conflict {
+                loaded: loaded_version,
+                current,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn batch(

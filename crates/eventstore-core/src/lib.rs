@@ -40,7 +40,7 @@ pub use store::{
 pub use version::ExpectedVersion;
 
 pub use aggregate::{
-    Aggregate, CommandContext, CommandError, DomainEvent, Executed, Loaded, Repository,
+    Aggregate, CommandContext, CommandError, DomainEvent, Executed, Loaded, Repository, SaveError,
     SnapshotMode,
 };
 pub use projection::{Checkpoint, Projection, RowId, Rows};
