@@ -415,3 +415,40 @@ async fn a_rebuild_equals_the_live_projection_even_while_appends_go_on() {
         assert_eq!(got.len(), 1, "{id}");
     }
 }
+
+#[tokio::test]
+async fn an_event_that_cannot_be_upcast_is_parked_like_one_that_cannot_be_applied() {
+    let t = TestStore::new().await;
+    let s = StreamId::parse("Account-x", "s").unwrap();
+    let mut broken = event("MoneyDeposited", r#"{"nothing":1}"#);
+    broken.schema_version = 1;
+    let batch = AppendBatch::new(vec![
+        event("AccountOpened", r#"{"initialDeposit":5}"#),
+        broken,
+        event("MoneyWithdrawn", r#"{"amount":2}"#),
+    ])
+    .unwrap();
+    t.store
+        .append(&s, ExpectedVersion::NoStream, &batch)
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    let p = t
+        .projector(vec![Arc::new(AccountBalances)])
+        .await
+        .with_upcasters(bank_account::upcasters());
+    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&AccountBalances, None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("v1 MoneyDeposited without value"),
+            "{err}"
+        );
+    }
+    let report = p.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!(report.parked, 1);
+    assert_eq!(p.parked("account-balances").await.unwrap()[0].position, 2);
+    assert_eq!(
+        balance(&t, &p, "x").await,
+        json!({"balance": 3, "transactionCount": 2, "isOpen": true})
+    );
+}

@@ -278,9 +278,18 @@ impl Projector {
         // The longest prefix whose rows fit one transaction.
         let mut needed: BTreeSet<RowId> = BTreeSet::new();
         let mut batch = Vec::new();
+        // An event whose upcasting fails is as unappliable as one `apply` refuses.
+        let mut unreadable: Option<(usize, String)> = None;
         for event in events {
             let event = if projection.handles(&event.event_type) {
-                let event = self.upcasters.upcast(event)?;
+                let event = match self.upcasters.upcast(event.clone()) {
+                    Ok(upcast) => upcast,
+                    Err(err) => {
+                        unreadable = Some((batch.len(), err.to_string()));
+                        batch.push(event);
+                        break;
+                    }
+                };
                 let mut with = needed.clone();
                 with.extend(projection.rows(&event));
                 if with.len() > ROWS_PER_STEP {
@@ -305,11 +314,15 @@ impl Projector {
         let mut position = checkpoint.position;
         let mut applied = 0;
         let mut failure = None;
-        for event in &batch {
+        for (i, event) in batch.iter().enumerate() {
             let at = event
                 .global_position
                 .ok_or_else(|| StoreError::corrupt("an event of $all without a position"))?;
             if projection.handles(&event.event_type) {
+                if let Some((_, message)) = unreadable.as_ref().filter(|(at, _)| *at == i) {
+                    failure = Some((event, message.clone()));
+                    break;
+                }
                 let before = rows.clone();
                 if let Err(message) = projection.apply(event, &mut rows) {
                     rows = before;
