@@ -14,7 +14,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use eventstore_core::Projection;
+use eventstore_core::aggregate::encode_event;
+use eventstore_core::{AppendBatch, DomainEvent, ExpectedVersion, Projection};
 use eventstore_core::{EventData, EventStore, EventType, NewEvent, StreamId};
 use eventstore_dynamodb::{
     create_events_table, create_key_value_table, keys, DynamoEventLog, ProjectionTables, Projector,
@@ -237,6 +238,41 @@ impl TestStore {
         let sequencer = self.sequencer().await;
         let mut source = sequencer.local_source().await.unwrap();
         while source.drain(&|e| sequencer.handle(e)).await.unwrap() > 0 {}
+    }
+
+    /// Appends `events` to a new stream `stream`, then sequences the table.
+    pub async fn append_sequenced(&self, stream: &str, events: Vec<NewEvent>) {
+        let stream = StreamId::parse(stream, "streamId").unwrap();
+        let batch = AppendBatch::new(events).unwrap();
+        self.store
+            .append(&stream, ExpectedVersion::NoStream, &batch)
+            .await
+            .unwrap();
+        self.sequence_all().await;
+    }
+
+    /// Appends domain events straight to the stream, 100 an append, bypassing any aggregate
+    /// (for long histories), each at its type's current schema version.
+    pub async fn append_domain_events<E: DomainEvent>(&self, stream: &StreamId, events: &[E]) {
+        for chunk in events.chunks(100) {
+            let batch = chunk
+                .iter()
+                .map(|e| {
+                    let (t, data) = encode_event(e).unwrap();
+                    let mut new = NewEvent::new(t, data);
+                    new.schema_version = e.schema_version();
+                    new
+                })
+                .collect();
+            self.store
+                .append(
+                    stream,
+                    ExpectedVersion::Any,
+                    &AppendBatch::new(batch).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
     }
 
     /// (stream id, version, global position) of every event item, ordered by stream and

@@ -23,6 +23,16 @@ fn pairs(list: &Value, a: &str, b: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The parsed filter patterns of an event source's properties.
+fn filter_patterns(properties: &Value) -> Vec<serde_json::Value> {
+    properties["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(&text(&f["Pattern"])).unwrap())
+        .collect()
+}
+
 #[test]
 fn table_definition_matches_the_sam_template() {
     let t = template();
@@ -137,12 +147,7 @@ fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
     let source = &function["Properties"]["Events"]["EventInserts"];
     assert_eq!(text(&source["Type"]), "DynamoDB");
     let p = &source["Properties"];
-    let patterns: Vec<serde_json::Value> = p["FilterCriteria"]["Filters"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|f| serde_json::from_str(&text(&f["Pattern"])).unwrap())
-        .collect();
+    let patterns = filter_patterns(p);
     let local: serde_json::Value =
         serde_json::from_str(eventstore_dynamodb::sequencer::EVENT_INSERTS_FILTER).unwrap();
     assert_eq!(patterns, vec![local]);
@@ -243,12 +248,7 @@ fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() 
         "../functions/projector"
     );
     let p = &function["Properties"]["Events"]["CounterMoved"]["Properties"];
-    let patterns: Vec<serde_json::Value> = p["FilterCriteria"]["Filters"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|f| serde_json::from_str(&text(&f["Pattern"])).unwrap())
-        .collect();
+    let patterns = filter_patterns(p);
     let local: serde_json::Value =
         serde_json::from_str(eventstore_dynamodb::projector::COUNTER_FILTER).unwrap();
     assert_eq!(patterns, vec![local]);

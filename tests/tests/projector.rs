@@ -225,18 +225,15 @@ impl Projection for Counting {
 #[tokio::test]
 async fn a_poison_event_is_retried_then_parked_and_the_projection_moves_on() {
     let t = TestStore::new().await;
-    let s = StreamId::parse("Feed-1", "s").unwrap();
-    let batch = AppendBatch::new(vec![
-        event("Fine", "{}"),
-        event("Poison", "{}"),
-        event("Fine", "{}"),
-    ])
-    .unwrap();
-    t.store
-        .append(&s, ExpectedVersion::NoStream, &batch)
-        .await
-        .unwrap();
-    t.sequence_all().await;
+    t.append_sequenced(
+        "Feed-1",
+        vec![
+            event("Fine", "{}"),
+            event("Poison", "{}"),
+            event("Fine", "{}"),
+        ],
+    )
+    .await;
     let p = t.projector(vec![Arc::new(Counting)]).await;
     for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
         let err = p.catch_up(&Counting, None).await.unwrap_err();
@@ -297,25 +294,22 @@ async fn category_streams_lists_a_category_a_page_at_a_time() {
 #[tokio::test]
 async fn the_handler_takes_a_real_counter_stream_event_and_upcasts_before_projecting() {
     let t = TestStore::new().await;
-    let s = StreamId::parse("Account-u", "s").unwrap();
     let raw = |ty: &str, schema: u32, data: &str| {
         let mut e = event(ty, data);
         e.schema_version = schema;
         e
     };
-    let batch = AppendBatch::new(vec![
-        raw("AccountOpened", 1, r#"{"owner":"ada","initialDeposit":1}"#),
-        raw("MoneyDeposited", 1, r#"{"value":10}"#),
-        raw("MoneyDeposited", 2, r#"{"amount":100}"#),
-        raw("MoneyDeposited", 3, r#"{"amount":1000,"reference":null}"#),
-        raw("MoneyWithdrawn", 1, r#"{"amount":11}"#),
-    ])
-    .unwrap();
-    t.store
-        .append(&s, ExpectedVersion::NoStream, &batch)
-        .await
-        .unwrap();
-    t.sequence_all().await;
+    t.append_sequenced(
+        "Account-u",
+        vec![
+            raw("AccountOpened", 1, r#"{"owner":"ada","initialDeposit":1}"#),
+            raw("MoneyDeposited", 1, r#"{"value":10}"#),
+            raw("MoneyDeposited", 2, r#"{"amount":100}"#),
+            raw("MoneyDeposited", 3, r#"{"amount":1000,"reference":null}"#),
+            raw("MoneyWithdrawn", 1, r#"{"amount":11}"#),
+        ],
+    )
+    .await;
     let p = t
         .projector(vec![Arc::new(AccountBalances)])
         .await
@@ -419,20 +413,17 @@ async fn a_rebuild_equals_the_live_projection_even_while_appends_go_on() {
 #[tokio::test]
 async fn an_event_that_cannot_be_upcast_is_parked_like_one_that_cannot_be_applied() {
     let t = TestStore::new().await;
-    let s = StreamId::parse("Account-x", "s").unwrap();
     let mut broken = event("MoneyDeposited", r#"{"nothing":1}"#);
     broken.schema_version = 1;
-    let batch = AppendBatch::new(vec![
-        event("AccountOpened", r#"{"initialDeposit":5}"#),
-        broken,
-        event("MoneyWithdrawn", r#"{"amount":2}"#),
-    ])
-    .unwrap();
-    t.store
-        .append(&s, ExpectedVersion::NoStream, &batch)
-        .await
-        .unwrap();
-    t.sequence_all().await;
+    t.append_sequenced(
+        "Account-x",
+        vec![
+            event("AccountOpened", r#"{"initialDeposit":5}"#),
+            broken,
+            event("MoneyWithdrawn", r#"{"amount":2}"#),
+        ],
+    )
+    .await;
     let p = t
         .projector(vec![Arc::new(AccountBalances)])
         .await

@@ -3,11 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bank_account::{upcasters, AccountCommand as C, AccountError, AccountEvent, BankAccount};
-use eventstore_core::aggregate::encode_event;
 use eventstore_core::{
-    Aggregate, AppendBatch, CommandContext, CommandError, DomainEvent, EventData, EventStore,
-    EventType, ExpectedVersion, NewEvent, Repository, Snapshot, SnapshotMode, SnapshotStore,
-    StreamId, Timestamp,
+    Aggregate, AppendBatch, CommandContext, CommandError, EventData, EventType, ExpectedVersion,
+    NewEvent, Repository, Snapshot, SnapshotMode, SnapshotStore, Timestamp,
 };
 use eventstore_dynamodb::DynamoEventLog;
 use eventstore_http::Mount;
@@ -50,33 +48,6 @@ async fn open(repo: &Accounts, id: &str, amount: i64) {
     )
     .await
     .unwrap();
-}
-
-/// Appends domain events straight to the stream, bypassing the aggregate (for histories).
-async fn append_history(
-    store: &EventStore<DynamoEventLog>,
-    stream: &StreamId,
-    events: &[AccountEvent],
-) {
-    for chunk in events.chunks(100) {
-        let batch = chunk
-            .iter()
-            .map(|e| {
-                let (t, data) = encode_event(e).unwrap();
-                let mut new = NewEvent::new(t, data);
-                new.schema_version = e.schema_version();
-                new
-            })
-            .collect();
-        store
-            .append(
-                stream,
-                ExpectedVersion::Any,
-                &AppendBatch::new(batch).unwrap(),
-            )
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test]
@@ -168,7 +139,7 @@ async fn a_snapshot_cuts_a_load_to_the_events_after_it() {
         amount: 1,
         reference: None,
     }));
-    append_history(&t.store, &stream, &history).await;
+    t.append_domain_events(&stream, &history).await;
 
     let repo = accounts(&t).with_snapshot_every(100);
     // Event 300 crosses a multiple of 100: the command writes a snapshot at version 300.

@@ -87,17 +87,14 @@ fn repair_against_a_missing_table_fails_with_a_message() {
 #[tokio::test]
 async fn rebuild_replays_a_projection_into_a_new_generation() {
     let t = TestStore::new().await;
-    let s = eventstore_core::StreamId::parse("Account-cli", "s").unwrap();
-    let batch = AppendBatch::new(vec![
-        event("AccountOpened", r#"{"initialDeposit":5}"#),
-        event("MoneyDeposited", r#"{"amount":7}"#),
-    ])
-    .unwrap();
-    t.store
-        .append(&s, ExpectedVersion::NoStream, &batch)
-        .await
-        .unwrap();
-    t.sequence_all().await;
+    t.append_sequenced(
+        "Account-cli",
+        vec![
+            event("AccountOpened", r#"{"initialDeposit":5}"#),
+            event("MoneyDeposited", r#"{"amount":7}"#),
+        ],
+    )
+    .await;
     let projector = t.projector(eventstore_core::builtin::all()).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
         .args(["--table", &t.table, "rebuild", "account-balances"])

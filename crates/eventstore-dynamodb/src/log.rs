@@ -481,21 +481,34 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn last_position(&self) -> Result<u64, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key(
-                keys::PK,
-                AttributeValue::S(keys::GLOBAL_COUNTER_PK.to_owned()),
-            )
-            .key(keys::SK, AttributeValue::S(keys::COUNTER_SK.to_owned()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("GetItem", e))?;
-        counter_value(out.item.as_ref())
+        let item = get_consistent(
+            &self.client,
+            &self.table,
+            keys::GLOBAL_COUNTER_PK,
+            keys::COUNTER_SK,
+        )
+        .await?;
+        counter_value(item.as_ref())
     }
+}
+
+/// One whole item by its key, read consistently; `None` if it does not exist.
+pub(crate) async fn get_consistent(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<Item>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .consistent_read(true)
+        .key(keys::PK, AttributeValue::S(pk.to_owned()))
+        .key(keys::SK, AttributeValue::S(sk.to_owned()))
+        .send()
+        .await
+        .map_err(|e| from_sdk("GetItem", e))?;
+    Ok(out.item)
 }
 
 /// Reads `keys` from `table` consistently with BatchGetItem (at most 100 keys), following

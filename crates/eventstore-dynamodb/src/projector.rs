@@ -39,7 +39,7 @@ use crate::event_source::{
     streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
 };
 use crate::keys;
-use crate::log::{batch_get_consistent, transact_conditionally, DynamoEventLog};
+use crate::log::{batch_get_consistent, get_consistent, transact_conditionally, DynamoEventLog};
 
 /// Failed attempts at one event before it is parked.
 pub const POISON_ATTEMPTS: u32 = 3;
@@ -174,17 +174,9 @@ impl Projector {
     }
 
     async fn checkpoint_at(&self, pk: &str) -> Result<Checkpoint, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.checkpoints)
-            .consistent_read(true)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(CHECKPOINT_SK))
-            .send()
-            .await
-            .map_err(|e| from_sdk("GetItem", e))?;
-        Ok(match out.item {
+        let item =
+            get_consistent(&self.client, &self.tables.checkpoints, pk, CHECKPOINT_SK).await?;
+        Ok(match item {
             None => Checkpoint {
                 generation: 1,
                 ..Checkpoint::default()
@@ -652,17 +644,10 @@ impl Projector {
 
     /// An external subscriber's checkpoint (`SUBSCRIPTION#<name>` in the checkpoints table).
     pub async fn subscription(&self, name: &str) -> Result<Option<u64>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.checkpoints)
-            .consistent_read(true)
-            .key(keys::PK, s(format!("SUBSCRIPTION#{name}")))
-            .key(keys::SK, s(CHECKPOINT_SK))
-            .send()
-            .await
-            .map_err(|e| from_sdk("GetItem", e))?;
-        Ok(out.item.map(|item| number(&item, POSITION)))
+        let pk = format!("SUBSCRIPTION#{name}");
+        let item =
+            get_consistent(&self.client, &self.tables.checkpoints, &pk, CHECKPOINT_SK).await?;
+        Ok(item.map(|item| number(&item, POSITION)))
     }
 
     /// Stores a subscriber's checkpoint. It never moves backwards unless `force`: then the

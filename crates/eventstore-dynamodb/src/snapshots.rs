@@ -12,7 +12,7 @@ use eventstore_core::{
 
 use crate::error::from_sdk;
 use crate::keys;
-use crate::log::DynamoEventLog;
+use crate::log::{get_consistent, DynamoEventLog};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -46,20 +46,12 @@ fn decode(item: &Item) -> Result<Snapshot, StoreError> {
 
 impl SnapshotStore for DynamoEventLog {
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key(
-                keys::PK,
-                AttributeValue::S(keys::stream_pk(stream.as_str())),
-            )
-            .key(keys::SK, AttributeValue::S(keys::SNAPSHOT_SK.to_owned()))
-            .send()
-            .await
-            .map_err(|e| from_sdk("GetItem", e))?;
-        out.item.as_ref().map(decode).transpose()
+        let pk = keys::stream_pk(stream.as_str());
+        get_consistent(&self.client, &self.table, &pk, keys::SNAPSHOT_SK)
+            .await?
+            .as_ref()
+            .map(decode)
+            .transpose()
     }
 
     async fn save_snapshot(

@@ -7,10 +7,7 @@
 use std::time::Instant;
 
 use bank_account::{AccountCommand, AccountEvent, BankAccount};
-use eventstore_core::aggregate::encode_event;
-use eventstore_core::{
-    AppendBatch, CommandContext, DomainEvent, ExpectedVersion, NewEvent, Repository, SnapshotMode,
-};
+use eventstore_core::{CommandContext, Repository, SnapshotMode};
 use eventstore_dynamodb::DynamoEventLog;
 use eventstore_tests::TestStore;
 
@@ -31,22 +28,7 @@ async fn main() {
         amount: 1,
         reference: None,
     }));
-    for (i, chunk) in history.chunks(100).enumerate() {
-        let batch = chunk
-            .iter()
-            .map(|e| {
-                let (t, data) = encode_event(e).unwrap();
-                let mut new = NewEvent::new(t, data);
-                new.schema_version = e.schema_version();
-                new
-            })
-            .collect();
-        let expected = ExpectedVersion::Exact(i as u64 * 100);
-        t.store
-            .append(&stream, expected, &AppendBatch::new(batch).unwrap())
-            .await
-            .unwrap();
-    }
+    t.append_domain_events(&stream, &history).await;
     // The last event through the repository: it crosses a multiple of 100 and snapshots.
     let repo: Repository<BankAccount, DynamoEventLog> =
         Repository::new(t.store.clone()).with_upcasters(bank_account::upcasters());
