@@ -16,12 +16,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use eventstore_core::StoreError;
 use serde_json::{json, Map, Value};
 
 use crate::error::from_sdk;
+use crate::log::DynamoEventLog;
 
 /// A Lambda event filter pattern, the subset the template uses: nested objects, and lists of
 /// allowed values, each a literal or `{"prefix": "..."}`.
@@ -155,6 +156,18 @@ impl LocalEventSource {
             settings,
             shards: HashMap::new(),
         }
+    }
+
+    /// A source over `log`'s table stream that passes what `pattern` (a filter of the
+    /// template's) lets through, with the template's batch size and retries.
+    pub async fn for_table(log: &DynamoEventLog, pattern: &str) -> Result<Self, StoreError> {
+        let filter = FilterPattern::parse(pattern).map_err(StoreError::corrupt)?;
+        Ok(Self::new(
+            streams_client_from_env().await,
+            log.stream_arn().await?,
+            filter,
+            SourceSettings::default(),
+        ))
     }
 
     /// Polls forever, as the event source mapping does.
@@ -347,6 +360,24 @@ pub async fn run_locally<C: StreamConsumer>(consumer: C, name: &str) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The answer of a stream handler that failed: the batch's first record reported as failed,
+/// so that the event source retries the whole batch (the handlers are idempotent, so what
+/// did commit is not repeated). A batch with no sequence number fails as a whole instead.
+pub fn retry_batch(event: &Event, err: StoreError) -> Result<DynamoDbEventResponse, StoreError> {
+    let first = event
+        .records
+        .iter()
+        .find_map(|r| r.change.sequence_number.clone());
+    let Some(sequence_number) = first else {
+        return Err(err);
+    };
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence_number);
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures.push(failure);
+    Ok(response)
 }
 
 fn sequence_number(record: &Value) -> Option<&str> {

@@ -24,7 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
@@ -35,9 +35,7 @@ use eventstore_core::{
 use serde_json::Value;
 
 use crate::error::from_sdk;
-use crate::event_source::{
-    streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
-};
+use crate::event_source::{retry_batch, LocalEventSource};
 use crate::keys;
 use crate::log::{batch_get_consistent, get_consistent, transact_conditionally, DynamoEventLog};
 
@@ -282,9 +280,12 @@ impl Projector {
                         break;
                     }
                 };
-                let mut with = needed.clone();
-                with.extend(projection.rows(&event));
-                if with.len() > ROWS_PER_STEP {
+                let new: BTreeSet<RowId> = projection
+                    .rows(&event)
+                    .into_iter()
+                    .filter(|r| !needed.contains(r))
+                    .collect();
+                if needed.len() + new.len() > ROWS_PER_STEP {
                     if batch.is_empty() {
                         return Err(StoreError::corrupt(format!(
                             "an event touches more than {ROWS_PER_STEP} rows of {}",
@@ -293,7 +294,7 @@ impl Projector {
                     }
                     break;
                 }
-                needed = with;
+                needed.extend(new);
                 event
             } else {
                 event
@@ -315,6 +316,8 @@ impl Projector {
                     failure = Some((event, message.clone()));
                     break;
                 }
+                // At most ROWS_PER_STEP small rows: a copy is the simplest way to undo a
+                // partly applied event.
                 let before = rows.clone();
                 if let Err(message) = projection.apply(event, &mut rows) {
                     rows = before;
@@ -787,9 +790,8 @@ impl Projector {
                 _ => None,
             })
             .max();
-        let mut response = DynamoDbEventResponse::default();
         let Some(up_to) = up_to else {
-            return Ok(response);
+            return Ok(DynamoDbEventResponse::default());
         };
         let mut failed = None;
         for projection in &self.projections {
@@ -809,33 +811,14 @@ impl Projector {
             }
         }
         let Some(err) = failed else {
-            return Ok(response);
+            return Ok(DynamoDbEventResponse::default());
         };
-        match event
-            .records
-            .iter()
-            .find_map(|r| r.change.sequence_number.clone())
-        {
-            Some(sequence_number) => {
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = Some(sequence_number);
-                response.batch_item_failures.push(failure);
-                Ok(response)
-            }
-            None => Err(err),
-        }
+        retry_batch(&event, err)
     }
 
     /// The local event source that feeds this projector as the template's mapping does.
     pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
-        let filter = FilterPattern::parse(COUNTER_FILTER)
-            .map_err(|e| StoreError::corrupt(format!("the projector's {e}")))?;
-        Ok(LocalEventSource::new(
-            streams_client_from_env().await,
-            self.store.log().stream_arn().await?,
-            filter,
-            SourceSettings::default(),
-        ))
+        LocalEventSource::for_table(self.store.log(), COUNTER_FILTER).await
     }
 }
 

@@ -18,15 +18,13 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
 
 use crate::error::from_sdk;
-use crate::event_source::{
-    streams_client_from_env, FilterPattern, LocalEventSource, SourceSettings,
-};
+use crate::event_source::{retry_batch, LocalEventSource};
 use crate::item::{parse, Item};
 use crate::keys;
 use crate::log::{
@@ -133,14 +131,7 @@ impl Sequencer {
     /// The local event source that feeds this sequencer as the template's event source
     /// mapping feeds the Lambda: the table's stream, the same filter, the same batch size.
     pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
-        let filter = FilterPattern::parse(EVENT_INSERTS_FILTER)
-            .map_err(|e| StoreError::corrupt(format!("the sequencer's {e}")))?;
-        Ok(LocalEventSource::new(
-            streams_client_from_env().await,
-            self.log.stream_arn().await?,
-            filter,
-            SourceSettings::default(),
-        ))
+        LocalEventSource::for_table(&self.log, EVENT_INSERTS_FILTER).await
     }
 
     /// Sequences every hinted stream at least up to its hinted version (and whatever else
@@ -532,12 +523,9 @@ impl Sequencer {
 
     /// The Lambda entry point: sequences the streams the batch's records hint at.
     ///
-    /// On failure it reports the first record as failed, so that the event source retries
-    /// the batch (sequencing is idempotent, so what did commit is not repeated). A batch
-    /// with no record carrying a sequence number fails as a whole instead.
+    /// On failure the whole batch is retried ([`retry_batch`]).
     pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
         let hints: Vec<StreamHint> = event.records.iter().filter_map(hint_of).collect();
-        let mut response = DynamoDbEventResponse::default();
         match self.sequence(&hints).await {
             Ok(report) => {
                 tracing::info!(
@@ -548,23 +536,11 @@ impl Sequencer {
                     lost_rounds = report.lost_rounds,
                     "sequenced"
                 );
-                Ok(response)
+                Ok(DynamoDbEventResponse::default())
             }
             Err(err) => {
                 tracing::error!(error = %err, records = event.records.len(), "sequencing failed");
-                let first = event
-                    .records
-                    .iter()
-                    .find_map(|r| r.change.sequence_number.clone());
-                match first {
-                    Some(sequence_number) => {
-                        let mut failure = DynamoDbBatchItemFailure::default();
-                        failure.item_identifier = Some(sequence_number);
-                        response.batch_item_failures.push(failure);
-                        Ok(response)
-                    }
-                    None => Err(err),
-                }
+                retry_batch(&event, err)
             }
         }
     }
