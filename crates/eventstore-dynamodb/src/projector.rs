@@ -795,7 +795,9 @@ impl Projector {
         };
         let mut failed = None;
         for projection in &self.projections {
-            match self.catch_up(projection.as_ref(), Some(up_to)).await {
+            // Boxed: the nested catch-up futures are otherwise too deep for the compiler to
+            // lay out inside the Lambda runtime's service future.
+            match Box::pin(self.catch_up(projection.as_ref(), Some(up_to))).await {
                 Ok(report) => tracing::info!(
                     projection = projection.name(),
                     up_to,
