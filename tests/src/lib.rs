@@ -111,6 +111,128 @@ impl Intercept for LoseWriteAnswers {
     }
 }
 
+/// Cancels the next `n` `TransactWriteItems` calls without running them, answering as
+/// DynamoDB does when a transaction is throttled: HTTP 400, `TransactionCanceledException`,
+/// with the reason `reason` (`ThrottlingError`, `ProvisionedThroughputExceeded`,
+/// `TransactionConflict`) on the first action and `None` on the others. moto never throttles.
+///
+/// The request is turned into a harmless `ListTables` before it is sent, so nothing is
+/// written; its answer is then replaced by the cancellation.
+#[derive(Debug, Clone)]
+pub struct CancelTransactions {
+    reason: &'static str,
+    remaining: Arc<std::sync::atomic::AtomicU32>,
+    cancelled: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Marks an attempt whose request [`CancelTransactions`] replaced: how many actions it had.
+#[derive(Debug, Clone, Copy)]
+struct CancelledAttempt(usize);
+
+impl aws_smithy_types::config_bag::Storable for CancelledAttempt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl CancelTransactions {
+    pub fn next(n: u32, reason: &'static str) -> Self {
+        Self {
+            reason,
+            remaining: Arc::new(n.into()),
+            cancelled: Arc::default(),
+        }
+    }
+
+    /// Cancels every transaction from now on.
+    pub fn always(reason: &'static str) -> Self {
+        Self::next(u32::MAX, reason)
+    }
+
+    /// Stops cancelling: DynamoDB has recovered.
+    pub fn recover(&self) {
+        self.remaining.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many transactions were cancelled so far.
+    pub fn cancelled(&self) -> u32 {
+        self.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Intercept for CancelTransactions {
+    fn name(&self) -> &'static str {
+        "CancelTransactions"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering;
+        let transaction = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "TransactWriteItems");
+        if !transaction {
+            return Ok(());
+        }
+        let take = self
+            .remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if take.is_err() {
+            return Ok(());
+        }
+        let actions = serde_json::from_slice::<serde_json::Value>(
+            context.request().body().bytes().unwrap_or_default(),
+        )
+        .ok()
+        .and_then(|v| v["TransactItems"].as_array().map(Vec::len))
+        .unwrap_or(1);
+        let request = context.request_mut();
+        request
+            .headers_mut()
+            .insert("x-amz-target", "DynamoDB_20120810.ListTables");
+        cfg.interceptor_state().store_put(CancelledAttempt(actions));
+        request.headers_mut().insert("content-length", "2");
+        *request.body_mut() = aws_smithy_types::body::SdkBody::from("{}");
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(CancelledAttempt(actions)) = cfg.load::<CancelledAttempt>().copied() else {
+            return Ok(());
+        };
+        // One mark per attempt: a retry decides afresh.
+        cfg.interceptor_state().unset::<CancelledAttempt>();
+        let reasons: Vec<serde_json::Value> = (0..actions)
+            .map(|i| {
+                if i == 0 {
+                    serde_json::json!({"Code": self.reason, "Message": "Throughput exceeds the current capacity of your table or index."})
+                } else {
+                    serde_json::json!({"Code": "None"})
+                }
+            })
+            .collect();
+        let body = serde_json::json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", self.reason),
+            "CancellationReasons": reasons,
+        });
+        let response = context.response_mut();
+        *response.status_mut() = 400u16.try_into()?;
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(body.to_string());
+        Ok(())
+    }
+}
+
 /// A store over a new, empty events table.
 pub struct TestStore {
     pub store: EventStore<DynamoEventLog>,
@@ -125,7 +247,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 impl TestStore {
     pub async fn new() -> Self {
-        Self::build(None).await
+        Self::build(None::<RequestCounter>).await
     }
 
     /// A store whose client loses the answers to some writes (see [`LoseWriteAnswers`]).
@@ -133,12 +255,18 @@ impl TestStore {
         Self::build(Some(lose)).await
     }
 
-    async fn build(lose: Option<LoseWriteAnswers>) -> Self {
+    /// A store whose client goes through `fault`, an interceptor that injects a DynamoDB
+    /// behaviour moto lacks.
+    pub async fn with_fault(fault: impl Intercept + 'static) -> Self {
+        Self::build(Some(fault)).await
+    }
+
+    async fn build(fault: Option<impl Intercept + 'static>) -> Self {
         let requests = RequestCounter::default();
         let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
             .interceptor(requests.clone());
-        if let Some(lose) = lose {
-            config = config.interceptor(lose);
+        if let Some(fault) = fault {
+            config = config.interceptor(fault);
         }
         let config = config.build();
         let client = Client::from_conf(config);

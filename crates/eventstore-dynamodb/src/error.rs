@@ -2,6 +2,7 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use eventstore_core::StoreError;
 
 /// Error codes that mean "too much load or a passing fault": worth retrying later.
@@ -40,5 +41,112 @@ where
         StoreError::unavailable(message, err)
     } else {
         StoreError::internal(message, err)
+    }
+}
+
+/// Cancellation reasons that say DynamoDB was too busy to run the transaction, not that a
+/// condition failed: `ThrottlingError` (an on-demand table scaling up),
+/// `ProvisionedThroughputExceeded`, and `TransactionConflict` (another transaction held one
+/// of the items). Retrying later is right for all three.
+const TRANSIENT_CANCELLATIONS: &[&str] = &[
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "TransactionConflict",
+];
+
+/// What a cancelled `TransactWriteItems` means to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancellation {
+    /// One of the transaction's own conditions failed (another writer got there first).
+    ConditionFailed,
+    /// DynamoDB was busy: throttled, or another transaction held an item. Back off and retry.
+    Busy,
+    /// Anything else (`ValidationError`, `ItemCollectionSizeLimitExceeded`, ...).
+    Refused,
+}
+
+/// Classifies the cancellation reasons of a transaction (in the order of its actions).
+/// A failed condition wins over a busy item: re-reading is then the right answer.
+pub(crate) fn classify_cancellation<'a>(codes: impl IntoIterator<Item = &'a str>) -> Cancellation {
+    let mut busy = false;
+    let mut refused = false;
+    for code in codes {
+        match code {
+            "ConditionalCheckFailed" => return Cancellation::ConditionFailed,
+            c if TRANSIENT_CANCELLATIONS.contains(&c) => busy = true,
+            "None" | "" => {}
+            _ => refused = true,
+        }
+    }
+    if refused {
+        Cancellation::Refused
+    } else if busy {
+        Cancellation::Busy
+    } else {
+        Cancellation::Refused
+    }
+}
+
+/// The cancellation reason codes of a failed `TransactWriteItems`, `None` when it failed
+/// for another cause.
+pub(crate) fn cancellation_codes(
+    err: &SdkError<TransactWriteItemsError, HttpResponse>,
+) -> Option<Vec<String>> {
+    match err {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => Some(
+                c.cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Maps a `TransactWriteItems` failure that remained after every retry: a cancellation for
+/// throttling or contention is `Unavailable` (503 with `Retry-After`), like a throttled
+/// single write; the rest as [`from_sdk`].
+pub(crate) fn from_transaction(err: SdkError<TransactWriteItemsError, HttpResponse>) -> StoreError {
+    if let Some(codes) = cancellation_codes(&err) {
+        if classify_cancellation(codes.iter().map(String::as_str)) == Cancellation::Busy {
+            let message = format!(
+                "DynamoDB TransactWriteItems was cancelled: {}",
+                codes.join(", ")
+            );
+            return StoreError::unavailable(message, err);
+        }
+    }
+    from_sdk("TransactWriteItems", err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellations_are_classified_by_their_reasons() {
+        use Cancellation::*;
+        for (codes, want) in [
+            (vec!["None", "ConditionalCheckFailed"], ConditionFailed),
+            (
+                vec!["TransactionConflict", "ConditionalCheckFailed"],
+                ConditionFailed,
+            ),
+            (vec!["None", "ThrottlingError"], Busy),
+            (vec!["ProvisionedThroughputExceeded", "None"], Busy),
+            (vec!["TransactionConflict"], Busy),
+            (vec!["ValidationError", "None"], Refused),
+            (
+                vec!["ThrottlingError", "ItemCollectionSizeLimitExceeded"],
+                Refused,
+            ),
+            (vec!["None"], Refused),
+            (vec![], Refused),
+        ] {
+            assert_eq!(classify_cancellation(codes.clone()), want, "{codes:?}");
+        }
     }
 }

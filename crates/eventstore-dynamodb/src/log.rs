@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, KeysAndAttributes, Put, Select, TransactWriteItem,
 };
@@ -15,13 +14,16 @@ use eventstore_core::{
 };
 use uuid::Uuid;
 
-use crate::error::from_sdk;
+use crate::error::{
+    cancellation_codes, classify_cancellation, from_sdk, from_transaction, Cancellation,
+};
 use crate::item::{decode, decode_indexed, new_item, version_and_id, Item};
 use crate::keys;
 use crate::schema::create_events_table;
 
 /// Attempts of a transaction that DynamoDB cancels for `TransactionConflict` (another
-/// transaction touching the same item at the same moment) before giving up as unavailable.
+/// transaction touching the same item at the same moment) or for throttling, before giving
+/// up as unavailable.
 const TRANSACTION_CONFLICT_ATTEMPTS: u32 = 5;
 
 /// Jittered wait before retrying a write that met a concurrent transaction: 5 ms up to
@@ -274,42 +276,34 @@ impl DynamoEventLog {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => e,
             };
-            let cancelled = match err {
-                SdkError::ServiceError(ref se) => match se.err() {
-                    TransactWriteItemsError::TransactionCanceledException(c) => Some(c.clone()),
-                    _ => None,
-                },
-                _ => None,
+            let Some(codes) = cancellation_codes(&err) else {
+                return Err(from_transaction(err));
             };
-            let Some(cancelled) = cancelled else {
-                return Err(from_sdk("TransactWriteItems", err));
-            };
-            let codes: Vec<&str> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None"))
-                .collect();
             // The reasons come in the order of the actions: the check (if any), then the puts.
             let puts_from = usize::from(check_previous);
-            if check_previous && codes.first() == Some(&"ConditionalCheckFailed") {
+            if check_previous && codes.first().map(String::as_str) == Some("ConditionalCheckFailed")
+            {
                 return Ok(Err(WriteConflict::PreviousMissing));
             }
             if codes
                 .iter()
                 .skip(puts_from)
-                .any(|c| *c == "ConditionalCheckFailed")
+                .any(|c| c == "ConditionalCheckFailed")
             {
                 return Ok(Err(WriteConflict::VersionTaken));
             }
-            if codes.contains(&"TransactionConflict") && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS
-            {
+            // Throttled, or another transaction held an item: nothing was written, so the
+            // same transaction is safe to send again after a pause.
+            let busy =
+                classify_cancellation(codes.iter().map(String::as_str)) == Cancellation::Busy;
+            if busy && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS {
                 tokio::time::sleep(conflict_backoff(attempt)).await;
                 continue;
             }
-            return Err(from_sdk("TransactWriteItems", err));
+            return Err(from_transaction(err));
         }
         Err(StoreError::Unavailable {
-            message: "TransactWriteItems kept conflicting with concurrent transactions".into(),
+            message: "TransactWriteItems kept being cancelled by throttling or contention".into(),
             source: None,
         })
     }
@@ -560,29 +554,40 @@ pub(crate) async fn transact_conditionally(
     client: &Client,
     writes: Vec<TransactWriteItem>,
 ) -> Result<bool, StoreError> {
-    let result = client
-        .transact_write_items()
-        .set_transact_items(Some(writes))
-        .send()
-        .await;
-    let err = match result {
-        Ok(_) => return Ok(true),
-        Err(e) => e,
-    };
-    if let SdkError::ServiceError(se) = &err {
-        if let TransactWriteItemsError::TransactionCanceledException(c) = se.err() {
-            let lost = c.cancellation_reasons().iter().any(|r| {
-                matches!(
-                    r.code(),
-                    Some("ConditionalCheckFailed" | "TransactionConflict")
-                )
-            });
-            if lost {
-                return Ok(false);
-            }
+    for attempt in 0..TRANSACTION_CONFLICT_ATTEMPTS {
+        let result = client
+            .transact_write_items()
+            .set_transact_items(Some(writes.clone()))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let Some(codes) = cancellation_codes(&err) else {
+            return Err(from_transaction(err));
+        };
+        // Another transaction touched the same items: what was read may be stale, so the
+        // caller re-reads rather than resending.
+        if codes
+            .iter()
+            .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
+        {
+            return Ok(false);
         }
+        // Throttled: nothing was written and nothing read went stale; send it again after a
+        // pause, and report `Unavailable` (so the caller's trigger retries) if it persists.
+        let busy = classify_cancellation(codes.iter().map(String::as_str)) == Cancellation::Busy;
+        if busy && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS {
+            tokio::time::sleep(conflict_backoff(attempt)).await;
+            continue;
+        }
+        return Err(from_transaction(err));
     }
-    Err(from_sdk("TransactWriteItems", err))
+    Err(StoreError::Unavailable {
+        message: "TransactWriteItems kept being throttled".into(),
+        source: None,
+    })
 }
 
 /// The value of a counter item, 0 when it does not exist yet.

@@ -1,0 +1,137 @@
+//! Failure paths that must end in a clear answer, never a 500, a stall or a duplicate:
+//! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/lib.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use eventstore_core::{AppendBatch, ExpectedVersion, StoreError};
+use eventstore_dynamodb::event_source::LocalEventSource;
+use eventstore_dynamodb::{DynamoEventLog, Sequencer, StreamHint};
+use eventstore_http::Mount;
+use eventstore_tests::http::{app, call, request};
+use eventstore_tests::{events, stream, CancelTransactions, TestStore};
+
+const TWO_EVENTS: &str = r#"{"expectedVersion":"no_stream","events":[{"eventType":"A","data":1},{"eventType":"A","data":2}]}"#;
+
+#[tokio::test]
+async fn a_throttled_transaction_answers_503_with_retry_after_and_writes_nothing() {
+    for reason in [
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "TransactionConflict",
+    ] {
+        let fault = CancelTransactions::always(reason);
+        let t = TestStore::with_fault(fault.clone()).await;
+        let api = app(&t, Mount::All);
+        let a = call(
+            &api,
+            request("POST", "/streams/Order-1/events", Some(TWO_EVENTS)),
+        )
+        .await;
+        assert_eq!(a.status, 503, "{reason}: {}", a.text);
+        assert_eq!(a.json["error"]["code"], "Unavailable", "{reason}");
+        assert!(a.headers.contains_key("retry-after"), "{reason}");
+        // Each throttled attempt is retried after a pause before the store gives up.
+        assert_eq!(fault.cancelled(), 5, "{reason}");
+        assert_eq!(t.item_count().await, 0, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_throttled_briefly_is_retried_and_commits_once() {
+    let fault = CancelTransactions::next(3, "ThrottlingError");
+    let t = TestStore::with_fault(fault.clone()).await;
+    let api = app(&t, Mount::All);
+    let a = call(
+        &api,
+        request("POST", "/streams/Order-1/events", Some(TWO_EVENTS)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(fault.cancelled(), 3);
+    assert_eq!(t.item_count().await, 2);
+}
+
+#[tokio::test]
+async fn the_sequencer_backs_off_when_throttled_and_reports_unavailable_if_it_persists() {
+    let t = TestStore::new().await;
+    let s = stream("Order");
+    t.store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            &AppendBatch::new(events(3)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let hint = [StreamHint {
+        stream: s.clone(),
+        version: 3,
+    }];
+
+    let fault = CancelTransactions::always("ThrottlingError");
+    let throttled = TestStore::with_fault(fault.clone()).await;
+    let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table));
+    let err = sequencer.sequence(&hint).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert_eq!(
+        t.positions().await.iter().filter(|p| p.2.is_some()).count(),
+        0
+    );
+
+    fault.recover();
+    let report = sequencer.sequence(&hint).await.unwrap();
+    assert_eq!(report.events, 3);
+    let positions: Vec<Option<u64>> = t.positions().await.into_iter().map(|p| p.2).collect();
+    assert_eq!(positions, [Some(1), Some(2), Some(3)]);
+}
+
+/// `make dev`'s path: one event source, opened before anything is appended, feeds the
+/// sequencer while an append is refused with 409. The refused transaction must leave the
+/// stream exactly as it was, and later appends must still reach the global order.
+#[tokio::test]
+async fn a_refused_multi_event_append_does_not_stop_the_global_order() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    let sequencer = t.sequencer().await;
+    let mut source = sequencer.local_source().await.unwrap();
+    let x1 = r#"{"expectedVersion":"no_stream","events":[{"eventType":"A","data":1},{"eventType":"A","data":2}]}"#;
+    let a = call(&api, request("POST", "/streams/Acc-x1/events", Some(x1))).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    drain(&mut source, &sequencer).await;
+
+    let stale =
+        r#"{"expectedVersion":1,"events":[{"eventType":"A","data":3},{"eventType":"A","data":4}]}"#;
+    let a = call(&api, request("POST", "/streams/Acc-x1/events", Some(stale))).await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let x2 = r#"{"events":[{"eventType":"A","data":5}]}"#;
+    let a = call(&api, request("POST", "/streams/Acc-x2/events", Some(x2))).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    drain(&mut source, &sequencer).await;
+
+    let all = call(&api, request("GET", "/all/events", None)).await;
+    let got: Vec<(String, u64, u64)> = all.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["streamId"].as_str().unwrap().to_owned(),
+                e["version"].as_u64().unwrap(),
+                e["globalPosition"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Acc-x1".to_owned(), 1, 1),
+            ("Acc-x1".to_owned(), 2, 2),
+            ("Acc-x2".to_owned(), 1, 3)
+        ]
+    );
+    assert_eq!(all.json["next"], 4);
+}
+
+/// Feeds the sequencer from `source` until the stream holds nothing new.
+async fn drain(source: &mut LocalEventSource, sequencer: &Sequencer) {
+    while source.drain(&|e| sequencer.handle(e)).await.unwrap() > 0 {}
+}
