@@ -30,9 +30,12 @@ infra-check: venv
 
 ## On a local DynamoDB: sequencer throughput and append -> $$all lag, the cost of loading a
 ## 10,000-event aggregate with and without a snapshot, and projector throughput and writes
-## per event (they report figures, assert nothing).
+## per event, and the local server's peak memory on hostile bodies (they report figures,
+## assert nothing).
 bench: venv
 	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench
+	cargo build --bin eventstore-local
+	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py target/debug/eventstore-local
 	scripts/with-dynamodb.sh target/debug/sequencer-bench
 	scripts/with-dynamodb.sh target/debug/repository-bench
 	scripts/with-dynamodb.sh target/debug/projector-bench

@@ -135,3 +135,39 @@ async fn a_refused_multi_event_append_does_not_stop_the_global_order() {
 async fn drain(source: &mut LocalEventSource, sequencer: &Sequencer) {
     while source.drain(&|e| sequencer.handle(e)).await.unwrap() > 0 {}
 }
+
+#[tokio::test]
+async fn a_stream_id_without_a_category_or_in_a_second_spelling_is_refused_and_writes_nothing() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    let body = r#"{"events":[{"eventType":"A","data":1}]}"#;
+    for (path, message) in [
+        (
+            "/streams/-x/events",
+            "streamId: must not start with '-' (its category, the part before the first '-', would be empty)",
+        ),
+        (
+            "/streams/%2Dx/events",
+            "streamId: must be spelled -x in the path: letters, digits and -._~ as they are, every other byte percent-encoded with upper-case hex",
+        ),
+        (
+            "/streams/%41ccount%2D42/events",
+            "streamId: must be spelled Account-42 in the path: letters, digits and -._~ as they are, every other byte percent-encoded with upper-case hex",
+        ),
+    ] {
+        let a = call(&api, request("POST", path, Some(body))).await;
+        assert_eq!(a.status, 400, "{path}: {}", a.text);
+        assert_eq!(a.json["error"]["code"], "InvalidRequest");
+        assert_eq!(a.json["error"]["field"], "streamId");
+        assert_eq!(a.json["error"]["message"], message, "{path}");
+    }
+    assert_eq!(t.item_count().await, 0);
+    let a = call(
+        &api,
+        request("POST", "/streams/Account-42/events", Some(body)),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let a = call(&api, request("GET", "/streams/%41ccount-42", None)).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+}

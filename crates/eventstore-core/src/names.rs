@@ -3,7 +3,7 @@ use std::fmt;
 use crate::limits::{MAX_EVENT_TYPE_CHARS, MAX_STREAM_ID_BYTES};
 use crate::ValidationError;
 
-/// A stream id: 1 to 256 bytes of UTF-8, no control characters, not starting with `$`.
+/// A stream id: 1 to 256 bytes of UTF-8, no control characters, not starting with `$` or `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(String);
 
@@ -34,6 +34,14 @@ impl StreamId {
                 "must not start with '$' (reserved for the store)",
             ));
         }
+        // The category is the part before the first '-': it must not be empty, since it is
+        // a key of the category index (and a name that can be read back by category).
+        if raw.starts_with('-') {
+            return Err(ValidationError::new(
+                field,
+                "must not start with '-' (its category, the part before the first '-', would be empty)",
+            ));
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -60,8 +68,8 @@ pub struct Category(String);
 
 impl Category {
     /// Validates a category asked for by a reader. A category is a stream id prefix, so it
-    /// follows the stream id rules and cannot contain `-`. An id such as `-x` has the empty
-    /// category, which cannot be named in a URL path and so is not readable by category.
+    /// follows the stream id rules and cannot contain `-`; it is never empty, since a stream
+    /// id cannot start with `-`.
     pub fn parse(raw: &str, field: &str) -> Result<Self, ValidationError> {
         let id = StreamId::parse(raw, field)?;
         if raw.contains('-') {
@@ -140,7 +148,17 @@ mod tests {
 
     #[test]
     fn stream_id_rejects_empty_control_chars_and_dollar_prefix() {
-        for bad in ["", "a\u{0}b", "line\nbreak", "tab\t", "\u{7f}", "$all", "$"] {
+        for bad in [
+            "",
+            "a\u{0}b",
+            "line\nbreak",
+            "tab\t",
+            "\u{7f}",
+            "$all",
+            "$",
+            "-x",
+            "-",
+        ] {
             assert!(StreamId::parse(bad, "streamId").is_err(), "{bad:?}");
         }
         assert!(StreamId::parse("a$b", "streamId").is_ok());
@@ -152,7 +170,7 @@ mod tests {
         assert_eq!(id("Order-abc123").as_str(), "Order");
         assert_eq!(id("Order-abc-123").as_str(), "Order");
         assert_eq!(id("Order").as_str(), "Order");
-        assert_eq!(id("-x").as_str(), "");
+        assert_eq!(id("x-").as_str(), "x");
     }
 
     #[test]

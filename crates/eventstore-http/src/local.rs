@@ -72,13 +72,12 @@ async fn answer<L: EventLog + SnapshotStore>(
 ) -> hyper::Response<Full<Bytes>> {
     let request_id = uuid::Uuid::now_v7().to_string();
     let (parts, body) = req.into_parts();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
+    let response = match read_body(&parts.headers, body).await {
+        Ok(bytes) => {
             let body = if bytes.is_empty() {
                 Body::Empty
             } else {
-                Body::Binary(bytes.to_vec())
+                Body::Binary(bytes)
             };
             app.handle(lambda_http::Request::from_parts(parts, body), &request_id)
                 .await
@@ -95,6 +94,28 @@ async fn answer<L: EventLog + SnapshotStore>(
     };
     let (parts, body) = response.into_parts();
     hyper::Response::from_parts(parts, Full::new(Bytes::from(body.to_vec())))
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`] into one buffer, copying each frame
+/// as it arrives. Collecting the frames first and joining them afterwards holds every
+/// frame's receive buffer at once: about 30 times the body's size for a 6 MB body.
+async fn read_body(
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut bytes = Vec::with_capacity(declared.min(MAX_BODY_BYTES));
+    let mut body = Limited::new(body, MAX_BODY_BYTES);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
 }
 
 /// Runs the sequencer as the deployed stack does, for as long as the process lives. Lambda's

@@ -15,27 +15,126 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-type Object = BTreeMap<String, Box<RawValue>>;
-
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationError {
     ValidationError::new(field, message)
 }
 
-fn object(raw: &RawValue, field: &str) -> Result<Object, ValidationError> {
-    serde_json::from_str(raw.get()).map_err(|_| invalid(field, "must be a JSON object"))
+// Bodies are read without building them. A request body may be 6 MB of anything, and the
+// append function has 256 MB: `{"events":[1,1,1,...]}` as a vector of values, or an object
+// of a million keys as a map, would cost tens of bytes of heap per byte of body. Here the
+// body is checked as JSON by skipping over it, and objects and arrays are walked with serde
+// visitors that borrow each member's text from the body and stop at the first unknown or
+// repeated key; an array is cut off after the most elements the API accepts (the rest are
+// only counted, for the message).
+
+/// The body as JSON text: valid UTF-8 holding exactly one JSON value.
+fn json_text(body: &[u8]) -> Result<&str, ValidationError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| invalid("body", format!("is not valid JSON: not UTF-8 ({e})")))?;
+    serde_json::from_str::<&RawValue>(text)
+        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
+    Ok(text)
 }
 
-fn reject_unknown(obj: &Object, allowed: &[&str], prefix: &str) -> Result<(), ValidationError> {
-    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(unknown) => Err(invalid(
-            format!("{prefix}{unknown}"),
-            format!(
-                "is not a known field (expected one of: {})",
-                allowed.join(", ")
-            ),
-        )),
-        None => Ok(()),
+/// The members of the JSON object `text` named in `allowed`, in that order, borrowed from
+/// `text`. `field` names the object, `prefix` is put before a member's name in errors.
+fn members<'a, const N: usize>(
+    text: &'a str,
+    allowed: [&'static str; N],
+    field: &str,
+    prefix: &str,
+) -> Result<[Option<&'a RawValue>; N], ValidationError> {
+    struct Members<'p, const N: usize> {
+        allowed: [&'static str; N],
+        prefix: &'p str,
+        refused: &'p mut Option<ValidationError>,
     }
+
+    impl<'de, const N: usize> serde::de::Visitor<'de> for Members<'_, N> {
+        type Value = [Option<&'de RawValue>; N];
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
+            let mut found = [None; N];
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let Some(slot) = self.allowed.iter().position(|a| *a == key) else {
+                    *self.refused = Some(invalid(
+                        format!("{}{key}", self.prefix),
+                        format!(
+                            "is not a known field (expected one of: {})",
+                            self.allowed.join(", ")
+                        ),
+                    ));
+                    return Err(A::Error::custom("unknown field"));
+                };
+                if found[slot].is_some() {
+                    *self.refused = Some(invalid(
+                        format!("{}{key}", self.prefix),
+                        "is given more than once",
+                    ));
+                    return Err(A::Error::custom("repeated field"));
+                }
+                found[slot] = Some(map.next_value::<&'de RawValue>()?);
+            }
+            Ok(found)
+        }
+    }
+
+    let mut refused = None;
+    let visitor = Members {
+        allowed,
+        prefix,
+        refused: &mut refused,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = serde::Deserializer::deserialize_map(&mut de, visitor);
+    match (result, refused) {
+        (_, Some(err)) => Err(err),
+        (Ok(found), None) => Ok(found),
+        (Err(_), None) => Err(invalid(field, "must be a JSON object")),
+    }
+}
+
+/// The elements of the JSON array `text`, borrowed from it, if it holds at most `max`;
+/// otherwise how many it holds.
+fn elements(text: &str, max: usize) -> Result<Result<Vec<&RawValue>, usize>, serde_json::Error> {
+    struct Elements(usize);
+
+    impl<'de> serde::de::Visitor<'de> for Elements {
+        type Value = Result<Vec<&'de RawValue>, usize>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = Vec::new();
+            while let Some(element) = seq.next_element::<&'de RawValue>()? {
+                kept.push(element);
+                if kept.len() > self.0 {
+                    let mut count = kept.len();
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        count += 1;
+                    }
+                    return Ok(Err(count));
+                }
+            }
+            Ok(Ok(kept))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_seq(&mut de, Elements(max))
 }
 
 /// A parsed `POST /streams/{streamId}/events` body.
@@ -46,33 +145,28 @@ pub struct AppendBody {
 }
 
 pub fn parse_append(body: &[u8]) -> Result<AppendBody, ApiError> {
-    let root: Box<RawValue> = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
-    let root = object(&root, "body")?;
-    reject_unknown(&root, &["expectedVersion", "events"], "")?;
-
-    let expected = match root.get("expectedVersion") {
+    let [expected, events] = members(json_text(body)?, ["expectedVersion", "events"], "body", "")?;
+    let expected = match expected {
         None => ExpectedVersion::Any,
         Some(raw) => parse_expected(raw)?,
     };
-    let events_raw = root
-        .get("events")
-        .ok_or_else(|| invalid("events", "is required"))?;
-    let items: Vec<Box<RawValue>> = serde_json::from_str(events_raw.get())
-        .map_err(|_| invalid("events", "must be an array of events"))?;
+    let events_raw = events.ok_or_else(|| invalid("events", "is required"))?;
     // The count is checked before the elements, so a long array is refused as too long.
+    let items = match elements(events_raw.get(), MAX_EVENTS_PER_APPEND) {
+        Err(_) => return Err(invalid("events", "must be an array of events").into()),
+        Ok(Err(count)) => {
+            return Err(invalid(
+                "events",
+                format!(
+                "holds {count} events; at most {MAX_EVENTS_PER_APPEND} are allowed in one append"
+            ),
+            )
+            .into())
+        }
+        Ok(Ok(items)) => items,
+    };
     if items.is_empty() {
         return Err(invalid("events", "must hold at least one event").into());
-    }
-    if items.len() > MAX_EVENTS_PER_APPEND {
-        return Err(invalid(
-            "events",
-            format!(
-                "holds {} events; at most {MAX_EVENTS_PER_APPEND} are allowed in one append",
-                items.len()
-            ),
-        )
-        .into());
     }
     let events = items
         .iter()
@@ -114,21 +208,21 @@ fn parse_expected(raw: &RawValue) -> Result<ExpectedVersion, ValidationError> {
 fn parse_event(raw: &RawValue, i: usize) -> Result<NewEvent, ValidationError> {
     let prefix = format!("events[{i}].");
     let field = |name: &str| format!("{prefix}{name}");
-    let obj = object(raw, &format!("events[{i}]"))?;
-    reject_unknown(
-        &obj,
-        &["eventId", "eventType", "data", "metadata", "schemaVersion"],
+    let [event_id, event_type, data, metadata, schema_version] = members(
+        raw.get(),
+        ["eventId", "eventType", "data", "metadata", "schemaVersion"],
+        &format!("events[{i}]"),
         &prefix,
     )?;
 
-    let event_id = match obj.get("eventId") {
+    let event_id = match event_id {
         None => Uuid::now_v7(),
         Some(raw) => serde_json::from_str::<String>(raw.get())
             .ok()
             .and_then(|s| Uuid::parse_str(&s).ok())
             .ok_or_else(|| invalid(field("eventId"), "must be a UUID string"))?,
     };
-    let event_type = match obj.get("eventType") {
+    let event_type = match event_type {
         None => return Err(invalid(field("eventType"), "is required")),
         Some(raw) => {
             let text = serde_json::from_str::<String>(raw.get())
@@ -136,20 +230,20 @@ fn parse_event(raw: &RawValue, i: usize) -> Result<NewEvent, ValidationError> {
             EventType::parse(&text, &field("eventType"))?
         }
     };
-    let data = match obj.get("data") {
+    let data = match data {
         None => {
             return Err(invalid(
                 field("data"),
                 "is required (any JSON value, null included)",
             ))
         }
-        Some(raw) => EventData::from_raw(raw.clone()),
+        Some(raw) => EventData::from_raw(raw.to_owned()),
     };
-    let metadata = match obj.get("metadata") {
+    let metadata = match metadata {
         None => Metadata::empty(),
-        Some(raw) => Metadata::from_raw(raw.clone(), &field("metadata"))?,
+        Some(raw) => Metadata::from_raw(raw.to_owned(), &field("metadata"))?,
     };
-    let schema_version = match obj.get("schemaVersion") {
+    let schema_version = match schema_version {
         None => 1,
         Some(raw) => serde_json::from_str::<u32>(raw.get())
             .ok()
@@ -179,11 +273,13 @@ pub struct SnapshotBody {
 }
 
 pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
-    let root: Box<RawValue> = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
-    let root = object(&root, "body")?;
-    reject_unknown(&root, &["version", "schemaVersion", "state"], "")?;
-    let version = match root.get("version") {
+    let [version, schema_version, state] = members(
+        json_text(body)?,
+        ["version", "schemaVersion", "state"],
+        "body",
+        "",
+    )?;
+    let version = match version {
         None => return Err(invalid("version", "is required").into()),
         Some(raw) => serde_json::from_str::<u64>(raw.get())
             .ok()
@@ -195,7 +291,7 @@ pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
                 )
             })?,
     };
-    let schema_version = match root.get("schemaVersion") {
+    let schema_version = match schema_version {
         None => return Err(invalid("schemaVersion", "is required").into()),
         Some(raw) => serde_json::from_str::<u32>(raw.get())
             .ok()
@@ -207,9 +303,9 @@ pub fn parse_snapshot(body: &[u8]) -> Result<SnapshotBody, ApiError> {
                 )
             })?,
     };
-    let state = match root.get("state") {
+    let state = match state {
         None => return Err(invalid("state", "is required (any JSON value)").into()),
-        Some(raw) => EventData::from_raw(raw.clone()),
+        Some(raw) => EventData::from_raw(raw.to_owned()),
     };
     Ok(SnapshotBody {
         version,
@@ -226,11 +322,8 @@ pub struct SubscriptionBody {
 }
 
 pub fn parse_subscription(body: &[u8]) -> Result<SubscriptionBody, ApiError> {
-    let root: Box<RawValue> = serde_json::from_slice(body)
-        .map_err(|e| invalid("body", format!("is not valid JSON: {e}")))?;
-    let root = object(&root, "body")?;
-    reject_unknown(&root, &["position", "force"], "")?;
-    let position = match root.get("position") {
+    let [position, force] = members(json_text(body)?, ["position", "force"], "body", "")?;
+    let position = match position {
         None => return Err(invalid("position", "is required").into()),
         Some(raw) => serde_json::from_str::<u64>(raw.get())
             .ok()
@@ -242,7 +335,7 @@ pub fn parse_subscription(body: &[u8]) -> Result<SubscriptionBody, ApiError> {
                 )
             })?,
     };
-    let force = match root.get("force") {
+    let force = match force {
         None => false,
         Some(raw) => serde_json::from_str::<bool>(raw.get())
             .map_err(|_| invalid("force", "must be true or false"))?,
@@ -433,6 +526,43 @@ mod tests {
         ];
         for (body, field) in cases {
             assert_eq!(field_of(body), field, "{body}");
+        }
+    }
+
+    #[test]
+    fn repeated_and_unknown_members_are_refused_by_name() {
+        let message = |body: &str| match parse_append(body.as_bytes()) {
+            Err(ApiError::Store(StoreError::Validation(v))) => {
+                format!("{}: {}", v.field, v.message)
+            }
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"events":[],"events":[{"eventType":"A","data":1}]}"#),
+            "events: is given more than once"
+        );
+        assert_eq!(
+            message(r#"{"events":[{"eventType":"A","data":1,"data":2}]}"#),
+            "events[0].data: is given more than once"
+        );
+        assert_eq!(
+            message(r#"{"\u0065vents":[{"eventType":"A","data":1}],"x":1}"#),
+            "x: is not a known field (expected one of: expectedVersion, events)"
+        );
+    }
+
+    #[test]
+    fn a_long_events_array_is_refused_with_its_length() {
+        let body = format!(r#"{{"events":[{}]}}"#, vec!["1"; 250_000].join(","));
+        match parse_append(body.as_bytes()) {
+            Err(ApiError::Store(StoreError::Validation(v))) => {
+                assert_eq!(v.field, "events");
+                assert_eq!(
+                    v.message,
+                    "holds 250000 events; at most 100 are allowed in one append"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use eventstore_core::{Category, EventType, StreamId, ValidationError};
 use lambda_http::http::Method;
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Which function a route belongs to. IAM gives each function only what its routes need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,34 @@ impl Route {
     }
 }
 
+/// The bytes a path segment must carry percent-encoded: all but RFC 3986's unreserved
+/// characters (`A-Z a-z 0-9 - . _ ~`).
+const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Decodes a path segment, which must be spelled canonically: unreserved characters as
+/// they are, every other byte as `%XX` with upper-case hex. One name has one spelling, so
+/// `%41ccount-42` is refused rather than read as `Account-42`: anything that matches on
+/// the raw path before the store does (a WAF rule, an access log query, a cache key) sees
+/// each stream under one name only.
 fn decode(segment: &str, field: &str) -> Result<String, ValidationError> {
-    percent_decode_str(segment)
+    let decoded = percent_decode_str(segment)
         .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ValidationError::new(field, "is not valid percent-encoded UTF-8"))
+        .map_err(|_| ValidationError::new(field, "is not valid percent-encoded UTF-8"))?;
+    let canonical = utf8_percent_encode(&decoded, ENCODED).to_string();
+    if canonical != segment {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must be spelled {canonical} in the path: letters, digits and -._~ as they are, \
+                 every other byte percent-encoded with upper-case hex"
+            ),
+        ));
+    }
+    Ok(decoded.into_owned())
 }
 
 fn projection(segment: &str) -> Result<String, ValidationError> {
@@ -159,6 +182,41 @@ mod tests {
     fn path_segments_are_percent_decoded() {
         let r = route(Method::GET, "/streams/a%2Fb%20c%C3%A9/events");
         assert!(matches!(r, Some(Route::ReadStream(s)) if s.as_str() == "a/b cé"));
+        let r = route(Method::GET, "/types/Order.Placed%3Av2/events");
+        assert!(matches!(r, Some(Route::ReadType(t)) if t.as_str() == "Order.Placed:v2"));
+    }
+
+    #[test]
+    fn a_name_has_one_spelling_in_the_path() {
+        for (path, field, canonical) in [
+            ("/streams/%41ccount%2D42/events", "streamId", "Account-42"),
+            ("/streams/Account%2d42", "streamId", "Account-42"),
+            ("/streams/a%2fb/events", "streamId", "a%2Fb"),
+            ("/streams/it's/events", "streamId", "it%27s"),
+            ("/streams/a:b/snapshot", "streamId", "a%3Ab"),
+            ("/streams/caf\u{e9}/events", "streamId", "caf%C3%A9"),
+            ("/types/A:v2/events", "eventType", "A%3Av2"),
+            ("/categories/%4Frder/events", "category", "Order"),
+            (
+                "/projections/account%2Dbalances",
+                "name",
+                "account-balances",
+            ),
+            (
+                "/projections/account-balances/Account%2D1",
+                "key",
+                "Account-1",
+            ),
+        ] {
+            let err = match_route(&Method::GET, path).unwrap_err();
+            assert_eq!(err.field, field, "{path}");
+            assert!(
+                err.message
+                    .starts_with(&format!("must be spelled {canonical} ")),
+                "{path}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]
@@ -179,6 +237,7 @@ mod tests {
             ("/streams/%FF/events", "streamId"),
             ("/types/bad%20type/events", "eventType"),
             ("/categories/a-b/events", "category"),
+            ("/streams/-x/events", "streamId"),
         ] {
             let err = match_route(&Method::GET, path).unwrap_err();
             assert_eq!(err.field, field, "{path}");
