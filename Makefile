@@ -5,13 +5,14 @@ SHELL := /usr/bin/env bash
 export SAM_CLI_TELEMETRY := 0
 export AWS_REGION ?= us-east-1
 VENV := .venv/bin
+TARGET := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: dev test lint unit spec infra-check bench repair build deploy clean venv
 
 ## Serve the HTTP API on 127.0.0.1:$${PORT:-3000} against a local DynamoDB, until Ctrl-C.
 dev:
 	cargo build --bin eventstore-local
-	scripts/with-dynamodb.sh target/debug/eventstore-local
+	scripts/with-dynamodb.sh $(TARGET)/debug/eventstore-local
 
 ## Everything CI checks: formatting, lints, unit tests, the specification suite against a
 ## local DynamoDB, the API fuzzing, and the SAM template checks.
@@ -35,10 +36,10 @@ infra-check: venv
 bench: venv
 	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench
 	cargo build --bin eventstore-local
-	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py target/debug/eventstore-local
-	scripts/with-dynamodb.sh target/debug/sequencer-bench
-	scripts/with-dynamodb.sh target/debug/repository-bench
-	scripts/with-dynamodb.sh target/debug/projector-bench
+	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py $(TARGET)/debug/eventstore-local
+	scripts/with-dynamodb.sh $(TARGET)/debug/sequencer-bench
+	scripts/with-dynamodb.sh $(TARGET)/debug/repository-bench
+	scripts/with-dynamodb.sh $(TARGET)/debug/projector-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.

@@ -14,7 +14,7 @@ port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.
 export EVENTS_TABLE="schemathesis-$port-$$"
 mkdir -p .local
 log=".local/api-fuzz-server.log"
-PORT="$port" RUST_LOG=warn target/debug/eventstore-local >"$log" 2>&1 &
+PORT="$port" RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/eventstore-local" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 

@@ -247,24 +247,33 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 impl TestStore {
     pub async fn new() -> Self {
-        Self::build(None::<RequestCounter>).await
+        Self::build(None::<RequestCounter>, true).await
     }
 
     /// A store whose client loses the answers to some writes (see [`LoseWriteAnswers`]).
     pub async fn losing_answers(lose: LoseWriteAnswers) -> Self {
-        Self::build(Some(lose)).await
+        Self::build(Some(lose), true).await
+    }
+
+    /// A store whose client loses the answers to some writes and does not retry: the write
+    /// lands, and the caller gets the failure, as a client does whose request timed out.
+    pub async fn losing_answers_without_retries(lose: LoseWriteAnswers) -> Self {
+        Self::build(Some(lose), false).await
     }
 
     /// A store whose client goes through `fault`, an interceptor that injects a DynamoDB
     /// behaviour moto lacks.
     pub async fn with_fault(fault: impl Intercept + 'static) -> Self {
-        Self::build(Some(fault)).await
+        Self::build(Some(fault), true).await
     }
 
-    async fn build(fault: Option<impl Intercept + 'static>) -> Self {
+    async fn build(fault: Option<impl Intercept + 'static>, retries: bool) -> Self {
         let requests = RequestCounter::default();
         let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
             .interceptor(requests.clone());
+        if !retries {
+            config = config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+        }
         if let Some(fault) = fault {
             config = config.interceptor(fault);
         }

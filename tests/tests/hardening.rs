@@ -2,12 +2,18 @@
 //! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/lib.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use eventstore_core::{AppendBatch, ExpectedVersion, StoreError};
+use bank_account::{AccountCommand, BankAccount};
+use eventstore_core::{
+    AppendBatch, CommandContext, CommandError, EventStore, ExpectedVersion, Repository, StoreError,
+    StreamRead,
+};
 use eventstore_dynamodb::event_source::LocalEventSource;
-use eventstore_dynamodb::{DynamoEventLog, Sequencer, StreamHint};
+use eventstore_dynamodb::{Client, DynamoEventLog, Sequencer, StreamHint};
 use eventstore_http::Mount;
 use eventstore_tests::http::{app, call, request};
-use eventstore_tests::{events, stream, CancelTransactions, TestStore};
+use eventstore_tests::{
+    events, sdk_config, stream, CancelTransactions, LoseWriteAnswers, TestStore,
+};
 
 const TWO_EVENTS: &str = r#"{"expectedVersion":"no_stream","events":[{"eventType":"A","data":1},{"eventType":"A","data":2}]}"#;
 
@@ -170,4 +176,76 @@ async fn a_stream_id_without_a_category_or_in_a_second_spelling_is_refused_and_w
     assert_eq!(a.status, 201, "{}", a.text);
     let a = call(&api, request("GET", "/streams/%41ccount-42", None)).await;
     assert_eq!(a.status, 400, "{}", a.text);
+}
+
+/// A client retries a command whose first attempt landed but whose answer it never got.
+#[tokio::test]
+async fn a_retried_command_with_an_idempotency_key_is_applied_once() {
+    type Accounts = Repository<BankAccount, DynamoEventLog>;
+    let lose = LoseWriteAnswers::every(1);
+    let flaky = TestStore::losing_answers_without_retries(lose.clone()).await;
+    let healthy = EventStore::new(DynamoEventLog::new(
+        Client::new(&sdk_config().await),
+        flaky.table.clone(),
+    ));
+    let (first_try, retry) = (
+        Accounts::new(flaky.store.clone()),
+        Accounts::new(healthy.clone()),
+    );
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let open = AccountCommand::Open {
+        owner: "ada".into(),
+        initial_deposit: 100,
+    };
+    retry
+        .execute(&id, &open, &CommandContext::default())
+        .await
+        .unwrap();
+    let deposit = AccountCommand::Deposit {
+        amount: 50,
+        reference: None,
+    };
+    let keyed = CommandContext {
+        idempotency_key: Some("request-7".into()),
+        ..CommandContext::default()
+    };
+
+    let failed = first_try.execute(&id, &deposit, &keyed).await;
+    assert!(
+        matches!(
+            failed,
+            Err(CommandError::Store(StoreError::Unavailable { .. }))
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(lose.lost(), 1);
+    let stored = healthy
+        .read_stream(&Accounts::stream_id(&id).unwrap(), StreamRead::default())
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(stored.len(), 2, "the lost attempt did land");
+
+    let done = retry.execute(&id, &deposit, &keyed).await.unwrap();
+    assert_eq!(done.version, 2);
+    assert_eq!(done.state.balance, 150);
+    assert_eq!(done.event_ids, [stored[1].event_id]);
+    // And again, from a third attempt: still once.
+    let again = retry.execute(&id, &deposit, &keyed).await.unwrap();
+    assert_eq!(
+        (again.version, again.event_ids),
+        (2, vec![stored[1].event_id])
+    );
+    let loaded = retry.load(&id).await.unwrap();
+    assert_eq!((loaded.version, loaded.state.balance), (2, 150));
+    assert_eq!(
+        stored[1].metadata.as_json(),
+        r#"{"idempotencyKey":"request-7"}"#
+    );
+
+    // Without a key the same retry is a second deposit: that is what the key is for.
+    let unkeyed = CommandContext::default();
+    assert!(first_try.execute(&id, &deposit, &unkeyed).await.is_err());
+    let twice = retry.execute(&id, &deposit, &unkeyed).await.unwrap();
+    assert_eq!((twice.version, twice.state.balance), (4, 250));
 }

@@ -27,6 +27,7 @@ fn ctx() -> CommandContext {
     CommandContext {
         correlation_id: Some("corr-1".into()),
         causation_id: Some("cause-1".into()),
+        idempotency_key: None,
     }
 }
 

@@ -100,9 +100,35 @@ pub struct CommandContext {
     pub correlation_id: Option<String>,
     /// The message that caused this command (`causationId`).
     pub causation_id: Option<String>,
+    /// Names this command across retries (`idempotencyKey`): the client's request id, say.
+    /// The command's event ids are derived from it, so a command retried after a timeout or
+    /// a 503, whose first attempt did land, is recognised and not applied twice. Without
+    /// one, every attempt is a new command with new event ids.
+    pub idempotency_key: Option<String>,
 }
 
+/// How many of a stream's newest events a keyed command looks through for its own events
+/// from an earlier attempt: a retry is recognised while they are among the last this many.
+pub const IDEMPOTENCY_WINDOW: u64 = 100;
+
+/// The UUIDv5 namespace of event ids derived from idempotency keys (fixed for good: changing
+/// it would stop retries of commands issued before the change from being recognised).
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x5c1f_9a3e_0d47_4b8e_9f26_7e1a_c3d0_b845);
+
 impl CommandContext {
+    /// The id of the `index`-th event this command appends to `stream`: a UUIDv5 of the
+    /// stream, the idempotency key and the index when there is a key, else a new UUIDv7.
+    fn event_id(&self, stream: &StreamId, index: usize) -> Uuid {
+        match &self.idempotency_key {
+            // The stream's length first, so that no (stream, key) pair reads as another.
+            Some(key) => Uuid::new_v5(
+                &COMMAND_NAMESPACE,
+                format!("{}:{stream}{key}#{index}", stream.as_str().len()).as_bytes(),
+            ),
+            None => Uuid::now_v7(),
+        }
+    }
+
     fn metadata(&self) -> Result<Metadata, StoreError> {
         let mut map = serde_json::Map::new();
         if let Some(c) = &self.correlation_id {
@@ -110,6 +136,9 @@ impl CommandContext {
         }
         if let Some(c) = &self.causation_id {
             map.insert("causationId".into(), Value::String(c.clone()));
+        }
+        if let Some(k) = &self.idempotency_key {
+            map.insert("idempotencyKey".into(), Value::String(k.clone()));
         }
         let text = serde_json::to_string(&map)
             .map_err(|e| StoreError::internal("encoding metadata", e))?;
@@ -323,6 +352,17 @@ where
         let stream = Self::stream_id(id)?;
         for attempt in 0..self.attempts {
             let loaded = self.load(id).await?;
+            if let Some((version, event_ids)) = self
+                .earlier_attempt(&stream, loaded.version, context)
+                .await?
+            {
+                return Ok(Executed {
+                    state: loaded.state,
+                    version,
+                    event_ids,
+                    retries: attempt,
+                });
+            }
             let events = loaded
                 .state
                 .decide(command)
@@ -360,6 +400,37 @@ where
         })
     }
 
+    /// For a command with an idempotency key: whether an earlier attempt of it is stored,
+    /// as the version of its last event and its event ids. Looks through the stream's last
+    /// [`IDEMPOTENCY_WINDOW`] events (one Query of ids) for the command's first event id.
+    async fn earlier_attempt(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        context: &CommandContext,
+    ) -> Result<Option<(u64, Vec<Uuid>)>, StoreError> {
+        if context.idempotency_key.is_none() || version == 0 {
+            return Ok(None);
+        }
+        let from = version.saturating_sub(IDEMPOTENCY_WINDOW - 1).max(1);
+        let stored = self.store.log().event_ids(stream, from, version).await?;
+        let first = context.event_id(stream, 0);
+        let Some(start) = stored.iter().position(|(_, id)| *id == first) else {
+            return Ok(None);
+        };
+        // The command's events are consecutive (one atomic append): follow them.
+        let mut last = stored[start].0;
+        let mut ids = Vec::new();
+        for (index, (v, id)) in stored[start..].iter().enumerate() {
+            if *id != context.event_id(stream, index) {
+                break;
+            }
+            last = *v;
+            ids.push(*id);
+        }
+        Ok(Some((last, ids)))
+    }
+
     /// Appends `events` to aggregate `id` only if its stream is still at `loaded_version`
     /// (the version the events were decided on), with the context's ids in their metadata.
     /// For apps that load and decide themselves; [`Repository::execute`] does all three and
@@ -372,7 +443,7 @@ where
         context: &CommandContext,
     ) -> Result<AppendOutcome, SaveError> {
         let stream = Self::stream_id(id)?;
-        let batch = self.batch(events, context)?;
+        let batch = self.batch(&stream, events, context)?;
         let expected = ExpectedVersion::Exact(loaded_version);
         match self.store.append(&stream, expected, &batch).await {
             Ok(outcome) => Ok(outcome),
@@ -386,15 +457,18 @@ where
 
     fn batch(
         &self,
+        stream: &StreamId,
         events: &[A::Event],
         context: &CommandContext,
     ) -> Result<AppendBatch, StoreError> {
         let metadata = context.metadata()?;
         let events = events
             .iter()
-            .map(|event| {
+            .enumerate()
+            .map(|(index, event)| {
                 let (event_type, data) = encode_event(event)?;
                 let mut new = NewEvent::new(event_type, data);
+                new.event_id = context.event_id(stream, index);
                 new.schema_version = event.schema_version();
                 new.metadata = metadata.clone();
                 Ok(new)

@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
     let context = CommandContext {
         correlation_id: Some(format!("demo-run-{}", std::process::id())),
         causation_id: None,
+        idempotency_key: None,
     };
     let commands = [
         AccountCommand::Open {
