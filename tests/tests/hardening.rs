@@ -8,7 +8,7 @@ use eventstore_core::{
     StreamRead,
 };
 use eventstore_dynamodb::event_source::LocalEventSource;
-use eventstore_dynamodb::{Client, DynamoEventLog, Sequencer, StreamHint};
+use eventstore_dynamodb::{keys, Client, DynamoEventLog, Sequencer, StreamHint};
 use eventstore_http::Mount;
 use eventstore_tests::http::{app, call, request};
 use eventstore_tests::{
@@ -248,4 +248,120 @@ async fn a_retried_command_with_an_idempotency_key_is_applied_once() {
     assert!(first_try.execute(&id, &deposit, &unkeyed).await.is_err());
     let twice = retry.execute(&id, &deposit, &unkeyed).await.unwrap();
     assert_eq!((twice.version, twice.state.balance), (4, 250));
+}
+
+/// The sequencer is throttled past the event source's retries, so the source gives up on
+/// the batch (on AWS: it goes to the failure queue) and the streams get no further append.
+/// Once DynamoDB recovers, the sweep finds the stranded appends through the sparse
+/// `Unsequenced` index, not a Scan, and every event gets its position.
+#[tokio::test]
+async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    let fault = CancelTransactions::always("ThrottlingError");
+    let throttled = TestStore::with_fault(fault.clone()).await;
+    let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table));
+    let mut source = sequencer.local_source().await.unwrap();
+
+    for (stream, body) in [
+        (
+            "Acc-s1",
+            r#"{"events":[{"eventType":"A","data":1},{"eventType":"A","data":2}]}"#,
+        ),
+        ("Acc-s2", r#"{"events":[{"eventType":"B","data":3}]}"#),
+        (
+            "Acc-s3",
+            r#"{"events":[{"eventType":"A","data":4},{"eventType":"B","data":5},{"eventType":"A","data":6}]}"#,
+        ),
+    ] {
+        let a = call(
+            &api,
+            request("POST", &format!("/streams/{stream}/events"), Some(body)),
+        )
+        .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    drain(&mut source, &sequencer).await;
+    assert!(fault.cancelled() > 0);
+    assert!(
+        t.positions().await.iter().all(|p| p.2.is_none()),
+        "nothing sequenced while throttled"
+    );
+    // One index entry per append, for its last event.
+    assert_eq!(unsequenced_entries(&t).await, 3);
+
+    fault.recover();
+    // Appends younger than the sweep's age are left to the stream path.
+    let young = sequencer
+        .sweep(std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!((young.appends, young.events), (0, 0));
+    let swept = sequencer.sweep(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!((swept.appends, swept.events), (3, 6));
+    assert_eq!(unsequenced_entries(&t).await, 0);
+    eventstore_tests::assert_dense_and_in_stream_order(&t.positions().await);
+
+    let all = call(&api, request("GET", "/all/events", None)).await;
+    let data: Vec<i64> = all.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_i64().unwrap())
+        .collect();
+    let mut sorted = data.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(all.json["next"], 7);
+    // A second sweep finds nothing: the index is empty again.
+    let idle = sequencer.sweep(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!((idle.appends, idle.events), (0, 0));
+}
+
+/// Entries in the events table's `Unsequenced` index, all shards.
+async fn unsequenced_entries(t: &TestStore) -> usize {
+    let out = t
+        .client
+        .scan()
+        .table_name(&t.table)
+        .index_name(keys::UNSEQUENCED_INDEX)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.last_evaluated_key.is_none());
+    out.items.unwrap_or_default().len()
+}
+
+/// The sequencer function takes both of its triggers' inputs: a real stream batch (from
+/// `sam local generate-event`) and the schedule's sweep.
+#[tokio::test]
+async fn the_sequencer_function_answers_a_stream_batch_and_a_sweep() {
+    use eventstore_dynamodb::sequencer::{Invocation, SWEEP_INPUT};
+    let t = TestStore::new().await;
+    let sequencer = t.sequencer().await;
+    let path = format!(
+        "{}/fixtures/dynamodb/sequencer-batch.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let batch: Invocation = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(matches!(batch, Invocation::Stream(_)));
+    let answer = sequencer.invoke(batch).await.unwrap();
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+
+    t.store
+        .append(
+            &stream("Acc"),
+            ExpectedVersion::NoStream,
+            &AppendBatch::new(events(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let sweep: Invocation = serde_json::from_str(SWEEP_INPUT).unwrap();
+    assert!(matches!(sweep, Invocation::Sweep { .. }));
+    // The append is younger than the schedule's minute: left to the stream path.
+    let answer = sequencer.invoke(sweep).await.unwrap();
+    assert_eq!(answer, serde_json::json!({"appends": 0, "events": 0}));
+    let now: Invocation = serde_json::from_str(r#"{"sweep":{"olderThanSeconds":0}}"#).unwrap();
+    let answer = sequencer.invoke(now).await.unwrap();
+    assert_eq!(answer, serde_json::json!({"appends": 1, "events": 2}));
 }

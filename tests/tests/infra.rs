@@ -271,3 +271,19 @@ fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() 
         );
     }
 }
+
+#[test]
+fn the_sweep_schedule_sends_what_the_sequencer_reads() {
+    let t = template();
+    let sweep = &t["Resources"]["SequencerFunction"]["Properties"]["Events"]["Sweep"];
+    assert_eq!(text(&sweep["Type"]), "ScheduleV2");
+    assert_eq!(
+        text(&sweep["Properties"]["ScheduleExpression"]),
+        "rate(1 minute)"
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(&text(&sweep["Properties"]["Input"])).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(eventstore_dynamodb::sequencer::SWEEP_INPUT).unwrap();
+    assert_eq!(input, expected);
+}

@@ -112,6 +112,15 @@ impl Timestamp {
             .ok()
             .map(|t| Self(t.assume_utc()))
     }
+
+    /// This instant minus `duration` (saturating at the earliest representable instant).
+    pub fn minus(&self, duration: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .checked_sub(duration.try_into().unwrap_or(time::Duration::MAX))
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        )
+    }
 }
 
 impl fmt::Display for Timestamp {

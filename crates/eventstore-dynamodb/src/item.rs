@@ -53,15 +53,25 @@ pub(crate) struct EventItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub category_sequence: Option<u64>,
+    /// See [`keys::UNSEQUENCED_SHARD`]: only on the last event of an append, until sequenced.
+    #[serde(
+        rename = "unsequencedShard",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub unsequenced_shard: Option<u8>,
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// The item of a new event. `last_of_append` marks the append's last event for the sweep
+/// (see [`keys::UNSEQUENCED_SHARD`]).
 pub(crate) fn new_item(
     stream: &StreamId,
     version: u64,
     event: &NewEvent,
     created_at: Timestamp,
+    last_of_append: bool,
 ) -> Result<Item, StoreError> {
     let item = EventItem {
         pk: keys::stream_pk(stream.as_str()),
@@ -78,6 +88,7 @@ pub(crate) fn new_item(
         global_position: None,
         type_sequence: None,
         category_sequence: None,
+        unsequenced_shard: last_of_append.then(|| keys::unsequenced_shard(&event.event_id)),
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))
 }

@@ -40,6 +40,22 @@ pub const SEQUENCED_VERSION: &str = "sequencedVersion";
 /// On a counter: the last number handed out.
 pub const COUNTER_LAST: &str = "last";
 
+/// Set on the last event of every append until the sequencer gives that event its position
+/// (it removes the attribute in the same update): the partition key of the sparse
+/// `Unsequenced` index, through which the sweep finds streams whose stream records were
+/// lost. Its value spreads appends over [`UNSEQUENCED_SHARDS`] index partitions.
+pub const UNSEQUENCED_SHARD: &str = "unsequencedShard";
+pub const UNSEQUENCED_INDEX: &str = "Unsequenced";
+/// Partitions of the `Unsequenced` index: each takes about 1,000 writes a second, and an
+/// append writes one index entry and its sequencing deletes it.
+pub const UNSEQUENCED_SHARDS: u8 = 16;
+
+/// The `Unsequenced` partition of an append whose last event has id `event_id`. The id's
+/// low bits are random (UUIDv7 and v4) or a hash (v5), so appends spread evenly.
+pub fn unsequenced_shard(event_id: &uuid::Uuid) -> u8 {
+    event_id.as_bytes()[15] % UNSEQUENCED_SHARDS
+}
+
 pub const GLOBAL_ORDER_INDEX: &str = "GlobalOrder";
 pub const TYPE_ORDER_INDEX: &str = "TypeOrder";
 pub const CATEGORY_ORDER_INDEX: &str = "CategoryOrder";

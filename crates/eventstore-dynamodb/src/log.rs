@@ -180,7 +180,7 @@ impl DynamoEventLog {
         event: &NewEvent,
         created_at: Timestamp,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
-        let item = new_item(stream, version, event, created_at)?;
+        let item = new_item(stream, version, event, created_at, true)?;
         let mut attempt = 0;
         loop {
             let result = self
@@ -254,10 +254,17 @@ impl DynamoEventLog {
                 .map_err(|e| StoreError::internal("building a condition check", e))?;
             actions.push(TransactWriteItem::builder().condition_check(check).build());
         }
+        let last = first + events.len() as u64 - 1;
         for (event, version) in events.iter().zip(first..) {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(new_item(stream, version, event, created_at)?))
+                .set_item(Some(new_item(
+                    stream,
+                    version,
+                    event,
+                    created_at,
+                    version == last,
+                )?))
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", keys::PK)
                 .build()

@@ -16,11 +16,12 @@
 //! fail as a whole, and the loser re-reads and goes again.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
-use eventstore_core::{StoreError, StreamId};
+use eventstore_core::{StoreError, StreamId, Timestamp};
 use futures::StreamExt;
 
 use crate::error::from_sdk;
@@ -66,6 +67,34 @@ pub struct SequenceReport {
     pub transactions: u64,
     /// Rounds lost to another sequencer and retried.
     pub lost_rounds: u64,
+}
+
+/// What a call to [`Sequencer::sweep`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Unsequenced appends found in the `Unsequenced` index.
+    pub appends: u64,
+    /// Events given a position.
+    pub events: u64,
+}
+
+/// The input the template's schedule sends the sequencer function (a test keeps them equal).
+pub const SWEEP_INPUT: &str = r#"{"sweep":{"olderThanSeconds":60}}"#;
+
+/// What the sequencer function is invoked with: a batch of stream records, or the schedule's
+/// sweep.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Sweep { sweep: SweepRequest },
+    Stream(Box<Event>),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepRequest {
+    pub older_than_seconds: u64,
 }
 
 /// Gives positions to the events of one events table.
@@ -388,7 +417,11 @@ impl Sequencer {
                 AttributeValue::S(keys::stream_pk(stream.as_str())),
             )
             .key(keys::SK, AttributeValue::S(keys::version_sk(version)))
-            .update_expression("SET #pos = :pos, #bucket = :bucket, #ts = :ts, #cs = :cs")
+            // REMOVE: the event leaves the sparse `Unsequenced` index (a no-op for events
+            // that were not the last of their append).
+            .update_expression(
+                "SET #pos = :pos, #bucket = :bucket, #ts = :ts, #cs = :cs REMOVE #unsequenced",
+            )
             // `attribute_exists(PK)`: never create an item; `attribute_not_exists(position)`:
             // never give an event a second position.
             .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#pos)")
@@ -397,6 +430,7 @@ impl Sequencer {
             .expression_attribute_names("#bucket", keys::GLOBAL_BUCKET)
             .expression_attribute_names("#ts", keys::TYPE_SEQUENCE)
             .expression_attribute_names("#cs", keys::CATEGORY_SEQUENCE)
+            .expression_attribute_names("#unsequenced", keys::UNSEQUENCED_SHARD)
             .expression_attribute_values(":pos", number(position))
             .expression_attribute_values(":bucket", number(keys::global_bucket(position)))
             .expression_attribute_values(":ts", number(type_sequence))
@@ -504,6 +538,64 @@ impl Sequencer {
             .collect())
     }
 
+    /// Sequences every append that is still unsequenced `older_than` after it was made:
+    /// what the stream path left behind (a batch it gave up on during an outage, records
+    /// that expired while its trigger was off). It reads the sparse `Unsequenced` index,
+    /// which holds only such appends' last events, keys only: an idle sweep costs one
+    /// Query per shard. Younger appends are left to the stream path.
+    pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
+        let cutoff = Timestamp::now().minus(older_than).to_string();
+        let mut hints: Vec<StreamHint> = Vec::new();
+        for shard in 0..keys::UNSEQUENCED_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .log
+                    .client
+                    .query()
+                    .table_name(&self.log.table)
+                    .index_name(keys::UNSEQUENCED_INDEX)
+                    .key_condition_expression("#shard = :shard AND #created < :cutoff")
+                    .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
+                    .expression_attribute_names("#created", keys::CREATED_AT)
+                    .expression_attribute_values(":shard", number(u64::from(shard)))
+                    .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.clone()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk("Query", e))?;
+                for item in out.items.unwrap_or_default() {
+                    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+                    let hint = text(keys::PK)
+                        .and_then(|pk| keys::stream_of_pk(pk))
+                        .and_then(|s| StreamId::parse(s, "streamId").ok())
+                        .zip(text(keys::SK).and_then(|sk| keys::parse_version_sk(sk)));
+                    if let Some((stream, version)) = hint {
+                        hints.push(StreamHint { stream, version });
+                    }
+                }
+                match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
+            }
+        }
+        let found = hints.len();
+        let report = self.sequence(&hints).await?;
+        if found > 0 {
+            // Each of these is an append the stream path did not deliver in time.
+            tracing::warn!(
+                appends = found,
+                events = report.events,
+                "sweep sequenced stranded appends"
+            );
+        }
+        Ok(SweepReport {
+            appends: found as u64,
+            events: report.events,
+        })
+    }
+
     /// The table's approximate item count (DynamoDB refreshes it about every six hours).
     pub async fn approximate_item_count(&self) -> Result<u64, StoreError> {
         let out = self
@@ -519,6 +611,19 @@ impl Sequencer {
             .and_then(|t| t.item_count)
             .and_then(|n| u64::try_from(n).ok())
             .unwrap_or(0))
+    }
+
+    /// The Lambda entry point for both triggers: a stream batch answers with
+    /// `batchItemFailures`, a sweep with its report.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, StoreError> {
+        let answer = match invocation {
+            Invocation::Stream(event) => serde_json::to_value(self.handle(*event).await?),
+            Invocation::Sweep { sweep } => serde_json::to_value(
+                self.sweep(Duration::from_secs(sweep.older_than_seconds))
+                    .await?,
+            ),
+        };
+        answer.map_err(|e| StoreError::internal("encoding the sequencer's answer", e))
     }
 
     /// The Lambda entry point: sequences the streams the batch's records hint at.

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use eventstore_core::ValidationError;
 use eventstore_core::{EventLog, SnapshotStore};
@@ -118,10 +119,24 @@ async fn read_body(
     Ok(bytes)
 }
 
+/// How often, and for appends how old, the local sequencer sweeps (the template's schedule
+/// sweeps every minute for appends older than a minute; locally sooner is friendlier).
+const LOCAL_SWEEP: Duration = Duration::from_secs(10);
+
 /// Runs the sequencer as the deployed stack does, for as long as the process lives. Lambda's
 /// event source mapping does not exist locally, so a local poller of the table's stream
-/// feeds the same handler the `sequencer` function runs.
+/// feeds the same handler the `sequencer` function runs, and a timer stands in for the
+/// template's sweep schedule.
 pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
+    let sweeper = Sequencer::new(log.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LOCAL_SWEEP).await;
+            if let Err(err) = sweeper.sweep(LOCAL_SWEEP).await {
+                tracing::warn!(error = %err, "sweep failed; retrying at the next one");
+            }
+        }
+    });
     tokio::spawn(run_locally(Sequencer::new(log), "sequencer"))
 }
 

@@ -1,8 +1,9 @@
 //! Lambda function `sequencer`: wiring only. It is fed by the events table's DynamoDB Stream
-//! (see `infra/template.yaml`); the work is `eventstore_dynamodb::Sequencer::handle`.
+//! and by a schedule that sweeps for stranded appends (see `infra/template.yaml`); the work
+//! is `eventstore_dynamodb::Sequencer::invoke`.
 #![forbid(unsafe_code)]
 
-use aws_lambda_events::event::dynamodb::Event;
+use eventstore_dynamodb::sequencer::Invocation;
 use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Sequencer};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -15,9 +16,11 @@ async fn main() -> Result<(), Error> {
         config.events_table,
     ));
     let sequencer = &sequencer;
-    run(service_fn(move |event: LambdaEvent<Event>| async move {
-        // An error fails the whole batch, and the event source retries it.
-        sequencer.handle(event.payload).await.map_err(Error::from)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<Invocation>| async move {
+            // An error fails the whole batch, and the event source retries it.
+            sequencer.invoke(event.payload).await.map_err(Error::from)
+        },
+    ))
     .await
 }
