@@ -616,11 +616,12 @@ impl Sequencer {
     /// The Lambda entry point for both triggers: a stream batch answers with
     /// `batchItemFailures`, a sweep with its report.
     pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, StoreError> {
+        // Boxed: both futures are deep, and the Lambda's future holding them inline goes
+        // past the compiler's layout depth limit.
         let answer = match invocation {
-            Invocation::Stream(event) => serde_json::to_value(self.handle(*event).await?),
+            Invocation::Stream(event) => serde_json::to_value(Box::pin(self.handle(*event)).await?),
             Invocation::Sweep { sweep } => serde_json::to_value(
-                self.sweep(Duration::from_secs(sweep.older_than_seconds))
-                    .await?,
+                Box::pin(self.sweep(Duration::from_secs(sweep.older_than_seconds))).await?,
             ),
         };
         answer.map_err(|e| StoreError::internal("encoding the sequencer's answer", e))
