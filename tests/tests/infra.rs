@@ -287,3 +287,48 @@ fn the_sweep_schedule_sends_what_the_sequencer_reads() {
         serde_json::from_str(eventstore_dynamodb::sequencer::SWEEP_INPUT).unwrap();
     assert_eq!(input, expected);
 }
+
+/// Every alarm and dashboard entry on the stack's own namespace names a metric the code
+/// emits (`eventstore_dynamodb::metrics::ALL`), and every metric the code emits is alarmed
+/// on or charted: renaming either side fails here.
+#[test]
+fn the_alarms_and_dashboard_watch_the_metrics_the_code_emits() {
+    use eventstore_dynamodb::metrics::ALL;
+    let t = template();
+    let emitted: std::collections::BTreeSet<&str> = ALL.iter().map(|m| m.name).collect();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let mut alarmed = std::collections::BTreeSet::new();
+    for (name, resource) in resources {
+        if text(&resource["Type"]) != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let p = &resource["Properties"];
+        let namespace = serde_yaml_ng::to_string(&p["Namespace"]).unwrap();
+        assert!(
+            !text(&p["AlarmDescription"]).is_empty(),
+            "{name:?} says what it means"
+        );
+        if namespace.contains("EventStore/${AWS::StackName}") {
+            let metric = text(&p["MetricName"]);
+            assert!(
+                emitted.contains(metric.as_str()),
+                "alarm {name:?} watches {metric}, which the code does not emit"
+            );
+            alarmed.insert(metric);
+        }
+    }
+    assert!(alarmed.len() >= 4, "{alarmed:?}");
+    let dashboard = serde_yaml_ng::to_string(&t["Resources"]["Dashboard"]).unwrap();
+    for metric in &emitted {
+        assert!(
+            alarmed.contains(*metric) || dashboard.contains(&format!("\"{metric}\"")),
+            "{metric} is emitted but neither alarmed on nor charted"
+        );
+    }
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(
+        serde_yaml_ng::to_string(&env[eventstore_dynamodb::metrics::NAMESPACE_VARIABLE])
+            .unwrap()
+            .contains("EventStore/${AWS::StackName}")
+    );
+}

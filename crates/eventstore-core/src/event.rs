@@ -113,6 +113,12 @@ impl Timestamp {
             .map(|t| Self(t.assume_utc()))
     }
 
+    /// Milliseconds from this instant to now; 0 if it is in the future.
+    pub fn elapsed_millis(&self) -> u64 {
+        let elapsed = time::OffsetDateTime::now_utc() - self.0;
+        u64::try_from(elapsed.whole_milliseconds()).unwrap_or(0)
+    }
+
     /// This instant minus `duration` (saturating at the earliest representable instant).
     pub fn minus(&self, duration: std::time::Duration) -> Self {
         Self(

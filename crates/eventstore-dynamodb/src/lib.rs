@@ -10,6 +10,7 @@ pub mod event_source;
 mod item;
 pub mod keys;
 mod log;
+pub mod metrics;
 pub mod projector;
 mod schema;
 pub mod sequencer;

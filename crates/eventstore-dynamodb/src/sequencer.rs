@@ -31,6 +31,7 @@ use crate::keys;
 use crate::log::{
     batch_get_consistent, conflict_backoff, counter_value, transact_conditionally, DynamoEventLog,
 };
+use crate::metrics::{self, Metrics};
 
 /// DynamoDB's limit of actions in one transaction.
 const MAX_TRANSACTION_ACTIONS: usize = 100;
@@ -67,6 +68,8 @@ pub struct SequenceReport {
     pub transactions: u64,
     /// Rounds lost to another sequencer and retried.
     pub lost_rounds: u64,
+    /// The longest time from append to position among the events sequenced, in ms.
+    pub max_lag_ms: Option<u64>,
 }
 
 /// What a call to [`Sequencer::sweep`] did.
@@ -110,6 +113,7 @@ struct Unsequenced {
     event_type: String,
     /// An upper estimate of the item's size, for the transaction's size limit.
     bytes: usize,
+    created_at: String,
 }
 
 /// The events of one stream chosen for a round's transaction.
@@ -122,7 +126,12 @@ struct Chosen {
 
 enum Round {
     /// Committed; `done[i]` tells whether stream `i` of the round's chunk is finished.
-    Committed { done: Vec<bool>, events: u64 },
+    /// `oldest` is the earliest `createdAt` among the events it sequenced.
+    Committed {
+        done: Vec<bool>,
+        events: u64,
+        oldest: Option<String>,
+    },
     /// Another writer moved a head or counter first; nothing was written.
     Lost,
 }
@@ -179,7 +188,16 @@ impl Sequencer {
         while !pending.is_empty() {
             let chunk = pending.len().min(STREAMS_PER_ROUND);
             match self.round(&pending[..chunk]).await? {
-                Round::Committed { done, events } => {
+                Round::Committed {
+                    done,
+                    events,
+                    oldest,
+                } => {
+                    let lag = oldest
+                        .as_deref()
+                        .and_then(Timestamp::parse)
+                        .map(|t| t.elapsed_millis());
+                    report.max_lag_ms = report.max_lag_ms.max(lag);
                     lost_in_a_row = 0;
                     report.events += events;
                     report.transactions += u64::from(events > 0);
@@ -287,8 +305,17 @@ impl Sequencer {
             chosen.push(Chosen { slot, head, events });
         }
         if chosen.is_empty() {
-            return Ok(Round::Committed { done, events: 0 });
+            return Ok(Round::Committed {
+                done,
+                events: 0,
+                oldest: None,
+            });
         }
+        let oldest = chosen
+            .iter()
+            .flat_map(|c| c.events.iter().map(|e| &e.created_at))
+            .min()
+            .cloned();
 
         let type_keys: Vec<Key> = types
             .iter()
@@ -337,6 +364,7 @@ impl Sequencer {
             Ok(Round::Committed {
                 done,
                 events: events_written,
+                oldest,
             })
         } else {
             Ok(Round::Lost)
@@ -376,6 +404,7 @@ impl Sequencer {
                         + item.event_type.len()
                         + 512,
                     event_type: item.event_type,
+                    created_at: item.created_at,
                 });
             }
             match page.last_key {
@@ -582,6 +611,14 @@ impl Sequencer {
         }
         let found = hints.len();
         let report = self.sequence(&hints).await?;
+        let mut metrics = Metrics::new();
+        metrics
+            .put(&metrics::STRANDED_APPENDS, found as f64)
+            .put(&metrics::EVENTS_SEQUENCED, report.events as f64);
+        if let Some(lag) = report.max_lag_ms {
+            metrics.put(&metrics::SEQUENCING_LAG, lag as f64);
+        }
+        metrics.emit();
         if found > 0 {
             // Each of these is an append the stream path did not deliver in time.
             tracing::warn!(
@@ -634,6 +671,20 @@ impl Sequencer {
         let hints: Vec<StreamHint> = event.records.iter().filter_map(hint_of).collect();
         match self.sequence(&hints).await {
             Ok(report) => {
+                let mut metrics = Metrics::new();
+                metrics
+                    .put(&metrics::EVENTS_SEQUENCED, report.events as f64)
+                    .put(&metrics::LOST_ROUNDS, report.lost_rounds as f64);
+                if report.transactions > 0 {
+                    metrics.put(
+                        &metrics::EVENTS_PER_TRANSACTION,
+                        report.events as f64 / report.transactions as f64,
+                    );
+                }
+                if let Some(lag) = report.max_lag_ms {
+                    metrics.put(&metrics::SEQUENCING_LAG, lag as f64);
+                }
+                metrics.emit();
                 tracing::info!(
                     records = event.records.len(),
                     streams = hints.len(),
@@ -645,6 +696,9 @@ impl Sequencer {
                 Ok(DynamoDbEventResponse::default())
             }
             Err(err) => {
+                let mut failed = Metrics::new();
+                failed.put(&metrics::SEQUENCING_FAILURES, 1.0);
+                failed.emit();
                 tracing::error!(error = %err, records = event.records.len(), "sequencing failed");
                 retry_batch(&event, err)
             }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use eventstore_core::{
     EventLog, EventStore, GlobalFilter, RecordedEvent, SnapshotStore, StoreError, Upcasters,
 };
+use eventstore_dynamodb::metrics::{self, Metrics};
 use eventstore_dynamodb::{DynamoEventLog, Projector};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
@@ -122,14 +123,17 @@ impl<L: EventLog + SnapshotStore> App<L> {
             log_error(&err, request_id);
             err.into_response()
         });
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let route_name = route.as_ref().map_or("unmatched", |r| r.name());
         tracing::info!(
             request_id,
             method = %method,
-            route = route.map_or("unmatched", |r| r.name()),
+            route = route_name,
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms,
             "request handled"
         );
+        emit_metrics(route.as_ref(), route_name, &response, elapsed_ms);
         response
     }
 
@@ -166,7 +170,7 @@ impl<L: EventLog + SnapshotStore> App<L> {
                 } else {
                     StatusCode::OK
                 };
-                Ok(error::json_response(
+                let mut response = error::json_response(
                     status,
                     &body::Appended {
                         stream_id: out.stream_id.as_str(),
@@ -174,7 +178,10 @@ impl<L: EventLog + SnapshotStore> App<L> {
                         to_version: out.to_version,
                         event_ids: &out.event_ids,
                     },
-                ))
+                );
+                let written = if out.created { out.event_ids.len() } else { 0 };
+                response.extensions_mut().insert(EventsWritten(written));
+                Ok(response)
             }
             Route::PutSnapshot(stream) => {
                 let parsed = request::parse_snapshot(bounded(&request)?)?;
@@ -348,6 +355,28 @@ impl<L: EventLog + SnapshotStore> App<L> {
             .map(|e| self.upcasters.upcast(e))
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// How many events an append wrote, carried from `serve` to the metrics on the response.
+#[derive(Debug, Clone, Copy)]
+struct EventsWritten(usize);
+
+/// The request's metrics: for appends, events written and latency; for every route, a 503.
+fn emit_metrics(route: Option<&Route>, name: &str, response: &Response<Body>, elapsed_ms: u64) {
+    let mut metrics = Metrics::new().dimension("Route", name);
+    if let Some(Route::Append(_)) = route {
+        let written = response
+            .extensions()
+            .get::<EventsWritten>()
+            .map_or(0, |w| w.0);
+        metrics
+            .put(&metrics::EVENTS_APPENDED, written as f64)
+            .put(&metrics::APPEND_LATENCY, elapsed_ms as f64);
+    }
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        metrics.put(&metrics::REQUESTS_UNAVAILABLE, 1.0);
+    }
+    metrics.emit();
 }
 
 /// The request body, refused early when no valid request can be that large.
