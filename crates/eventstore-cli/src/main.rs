@@ -5,6 +5,10 @@
 //! `eventstore_dynamodb::Projector::rebuild`). This is how a read model is added, or fixed,
 //! months after its events were written.
 //!
+//! `eventstore sweep` runs the sequencer's sweep now; `eventstore stream <id>` shows a stream;
+//! `eventstore tail` prints the global order (or a type's or category's) from a position,
+//! and with `--follow` keeps printing new events. `--json` prints one JSON object a line.
+//!
 //! `eventstore repair` gives positions to events the sequencer never saw. DynamoDB Streams
 //! keeps records for 24 hours, so a sequencer outage longer than that strands the events
 //! appended early in it; repair finds them with a Scan and sequences them with the same code
@@ -15,6 +19,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use eventstore_core::limits::MAX_READ_LIMIT;
+use eventstore_core::{
+    Category, Direction, EventStore, EventType, GlobalFilter, RecordedEvent, StreamId, StreamRead,
+};
 use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Projector, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -46,6 +54,141 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Runs the sequencer's sweep now: sequences appends still unsequenced after
+    /// `--older-than` seconds, found through the Unsequenced index (no Scan).
+    Sweep {
+        #[arg(long, default_value_t = 0)]
+        older_than: u64,
+    },
+    /// Shows a stream: its category and version, then its events.
+    Stream {
+        id: String,
+        /// One JSON object per line: the stream's info, then each event as the API returns it.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints events in global order from a position (of one type or category if asked),
+    /// then stops at the end, or with `--follow` waits for more until interrupted.
+    Tail {
+        /// The first global position to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        #[arg(long, conflicts_with = "category")]
+        r#type: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        follow: bool,
+        /// One event per line as the API returns it (JSON).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A human-readable line for one event.
+fn event_line(e: &RecordedEvent) -> String {
+    let position = e
+        .global_position
+        .map_or_else(|| "-".to_owned(), |p| p.to_string());
+    format!(
+        "#{position} {} v{} {} {}",
+        e.stream_id,
+        e.version,
+        e.event_type,
+        e.data.as_json()
+    )
+}
+
+fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| e.to_string())
+}
+
+async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
+    let report = sequencer
+        .sweep(Duration::from_secs(older_than))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "swept {} unsequenced appends: {} events sequenced",
+        report.appends, report.events
+    );
+    Ok(())
+}
+
+async fn stream(store: &EventStore<DynamoEventLog>, id: &str, json: bool) -> Result<(), String> {
+    let stream = StreamId::parse(id, "stream id").map_err(|e| e.to_string())?;
+    let info = store
+        .stream_info(&stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!(
+            "{}",
+            json_line(&serde_json::json!({
+                "streamId": info.stream_id.as_str(),
+                "category": info.category.as_str(),
+                "version": info.version,
+            }))?
+        );
+    } else {
+        println!(
+            "{} (category {}) at version {}",
+            info.stream_id, info.category, info.version
+        );
+    }
+    let mut from = Some(1);
+    while let Some(start) = from {
+        let read = StreamRead {
+            from: Some(start),
+            direction: Direction::Forward,
+            limit: MAX_READ_LIMIT,
+        };
+        let page = store
+            .read_stream(&stream, read)
+            .await
+            .map_err(|e| e.to_string())?;
+        for event in &page.events {
+            let line = if json {
+                json_line(event)?
+            } else {
+                event_line(event)
+            };
+            println!("{line}");
+        }
+        from = page.next;
+    }
+    Ok(())
+}
+
+async fn tail(
+    store: &EventStore<DynamoEventLog>,
+    filter: GlobalFilter,
+    mut from: u64,
+    follow: bool,
+    json: bool,
+) -> Result<(), String> {
+    loop {
+        let page = store
+            .read_global(&filter, Some(from), MAX_READ_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        for event in &page.events {
+            let line = if json {
+                json_line(event)?
+            } else {
+                event_line(event)
+            };
+            println!("{line}");
+        }
+        let caught_up = page.events.is_empty();
+        from = page.next;
+        if caught_up {
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 /// Streams sequenced per step of the progress bar.
@@ -131,6 +274,25 @@ async fn main() -> ExitCode {
     let log = DynamoEventLog::new(client_from_env().await, table);
     let result = match cli.command {
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
+        Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,
+        Command::Stream { id, json } => stream(&EventStore::new(log), &id, json).await,
+        Command::Tail {
+            from,
+            r#type,
+            category,
+            follow,
+            json,
+        } => {
+            let filter = match (r#type, category) {
+                (Some(t), _) => EventType::parse(&t, "--type").map(GlobalFilter::EventType),
+                (_, Some(c)) => Category::parse(&c, "--category").map(GlobalFilter::Category),
+                _ => Ok(GlobalFilter::All),
+            };
+            match filter {
+                Ok(filter) => tail(&EventStore::new(log), filter, from, follow, json).await,
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Command::Rebuild { projection } => {
             let projector = Projector::new(
                 log,

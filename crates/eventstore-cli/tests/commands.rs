@@ -125,3 +125,74 @@ async fn rebuild_replays_a_projection_into_a_new_generation() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no projection nothing"));
 }
+
+#[tokio::test]
+async fn stream_and_tail_print_what_the_api_would_return() {
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Order-7",
+        vec![event("Placed", r#"{"n":1}"#), event("Paid", r#"{"n":2}"#)],
+    )
+    .await;
+    t.append_sequenced("Cart-1", vec![event("Placed", r#"{"n":3}"#)])
+        .await;
+
+    let (ok, stdout) = run(&t.table, &["stream", "Order-7"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        "Order-7 (category Order) at version 2\n#1 Order-7 v1 Placed {\"n\":1}\n#2 Order-7 v2 Paid {\"n\":2}\n"
+    );
+    let (ok, stdout) = run(&t.table, &["stream", "Order-7", "--json"]);
+    assert!(ok, "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0],
+        serde_json::json!({"streamId": "Order-7", "category": "Order", "version": 2})
+    );
+    assert_eq!(lines[2]["eventType"], "Paid");
+    assert_eq!(lines[2]["globalPosition"], 2);
+
+    let (ok, stdout) = run(&t.table, &["tail", "--from", "2"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        "#2 Order-7 v2 Paid {\"n\":2}\n#3 Cart-1 v1 Placed {\"n\":3}\n"
+    );
+    let (ok, stdout) = run(&t.table, &["tail", "--type", "Placed", "--json"]);
+    assert!(ok, "{stdout}");
+    let positions: Vec<u64> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["globalPosition"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(positions, [1, 3]);
+    let (ok, stdout) = run(&t.table, &["tail", "--category", "Cart"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(stdout, "#3 Cart-1 v1 Placed {\"n\":3}\n");
+
+    let (ok, _) = run(&t.table, &["stream", "Nope-1"]);
+    assert!(!ok, "a missing stream is an error");
+    let (ok, _) = run(&t.table, &["tail", "--category", "a-b"]);
+    assert!(!ok, "a bad category is an error");
+}
+
+#[tokio::test]
+async fn sweep_sequences_appends_the_stream_path_missed() {
+    let t = TestStore::new().await;
+    append(&t, "Order", 3).await;
+    append(&t, "Cart", 2).await;
+    let (ok, stdout) = run(&t.table, &["sweep", "--older-than", "3600"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(stdout, "swept 0 unsequenced appends: 0 events sequenced\n");
+    let (ok, stdout) = run(&t.table, &["sweep"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(stdout, "swept 2 unsequenced appends: 5 events sequenced\n");
+    assert_dense_and_in_stream_order(&t.positions().await);
+}

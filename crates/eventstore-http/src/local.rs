@@ -132,7 +132,7 @@ pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(LOCAL_SWEEP).await;
-            if let Err(err) = sweeper.sweep(LOCAL_SWEEP).await {
+            if let Err(err) = sweeper.scheduled_sweep(LOCAL_SWEEP).await {
                 tracing::warn!(error = %err, "sweep failed; retrying at the next one");
             }
         }
