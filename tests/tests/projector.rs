@@ -443,3 +443,46 @@ async fn an_event_that_cannot_be_upcast_is_parked_like_one_that_cannot_be_applie
         json!({"balance": 3, "transactionCount": 2, "isOpen": true})
     );
 }
+
+#[tokio::test]
+async fn a_deposit_that_would_overflow_a_balance_is_parked_and_the_account_goes_on() {
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Account-o",
+        vec![
+            event(
+                "AccountOpened",
+                &format!(r#"{{"initialDeposit":{}}}"#, i64::MAX - 1),
+            ),
+            event("MoneyDeposited", r#"{"amount":2}"#),
+            event("MoneyWithdrawn", r#"{"amount":5}"#),
+        ],
+    )
+    .await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&AccountBalances, None).await.unwrap_err();
+        assert!(err.to_string().contains("would overflow"), "{err}");
+    }
+    let report = p.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!((report.parked, report.applied), (1, 1));
+    let parked = p.parked("account-balances").await.unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.position, p.error.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            2,
+            format!(
+                "MoneyDeposited of 2 on account o would overflow its balance of {}",
+                i64::MAX - 1
+            )
+            .as_str()
+        )]
+    );
+    assert_eq!(
+        balance(&t, &p, "o").await,
+        json!({"balance": i64::MAX - 6, "transactionCount": 2, "isOpen": true})
+    );
+}
