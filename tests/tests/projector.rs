@@ -486,3 +486,214 @@ async fn a_deposit_that_would_overflow_a_balance_is_parked_and_the_account_goes_
         json!({"balance": i64::MAX - 6, "transactionCount": 2, "isOpen": true})
     );
 }
+
+#[tokio::test]
+async fn a_lost_answer_to_counting_a_failure_counts_it_once() {
+    let lose = eventstore_tests::LoseWriteAnswers::every(1);
+    let t = TestStore::losing_answers(lose.clone()).await;
+    t.append_sequenced(
+        "Feed-1",
+        vec![
+            event("Fine", "{}"),
+            event("Poison", "{}"),
+            event("Fine", "{}"),
+        ],
+    )
+    .await;
+    let p = t.projector(vec![Arc::new(Counting)]).await;
+    // Every write's first answer is lost: the failure is counted, the SDK sends the count
+    // again, its condition fails. That is still one failed attempt, not two.
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let before = lose.lost();
+        let err = p.catch_up(&Counting, None).await.unwrap_err();
+        assert!(lose.lost() > before, "no answer was lost");
+        assert!(err.to_string().contains("cannot digest poison"), "{err}");
+        let cp = p.checkpoint("counting").await.unwrap();
+        assert_eq!((cp.position, cp.failures, cp.parked), (1, attempt, 0));
+    }
+    p.catch_up(&Counting, None).await.unwrap();
+    let cp = p.checkpoint("counting").await.unwrap();
+    assert_eq!((cp.position, cp.failures, cp.parked), (3, 0, 1));
+    let parked = p.parked("counting").await.unwrap();
+    assert_eq!(
+        parked.iter().map(|p| p.position).collect::<Vec<_>>(),
+        vec![2]
+    );
+}
+
+/// `Counting` fixed: it digests poison too.
+struct Digesting;
+
+impl Projection for Digesting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        vec![RowId::single(event.stream_id.as_str())]
+    }
+    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        let row = RowId::single(event.stream_id.as_str());
+        let n = rows.get(&row).and_then(Value::as_u64).unwrap_or(0);
+        rows.put(row, json!(n + 1));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rebuild_that_applies_a_parked_event_leaves_it_no_longer_listed() {
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Feed-1",
+        vec![
+            event("Fine", "{}"),
+            event("Poison", "{}"),
+            event("Fine", "{}"),
+        ],
+    )
+    .await;
+    let p = t.projector(vec![Arc::new(Counting)]).await;
+    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        p.catch_up(&Counting, None).await.unwrap_err();
+    }
+    p.catch_up(&Counting, None).await.unwrap();
+    assert_eq!(p.parked("counting").await.unwrap().len(), 1);
+    // The projection is fixed and rebuilt: generation 2 applies the event generation 1
+    // parked, so nothing is parked any more.
+    let rebuilt = p.rebuild(&Digesting, |_, _| {}).await.unwrap();
+    assert_eq!(
+        (rebuilt.generation, rebuilt.position, rebuilt.parked),
+        (2, 3, 0)
+    );
+    assert_eq!(p.parked("counting").await.unwrap(), vec![]);
+    let (rows, _) = p.rows("counting", "Feed-1", None, 10).await.unwrap();
+    assert_eq!(rows, vec![(String::new(), json!(3))]);
+}
+
+/// Another version of `counting`: digests poison, but cannot take `Late` events.
+struct Picky;
+
+impl Projection for Picky {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        vec![RowId::single(event.stream_id.as_str())]
+    }
+    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        if event.event_type.as_str() == "Late" {
+            return Err("cannot take late events".into());
+        }
+        Digesting.apply(event, rows)
+    }
+}
+
+#[tokio::test]
+async fn a_rebuild_parks_in_its_own_generation_and_readers_see_it_only_after_the_switch() {
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Feed-1",
+        vec![
+            event("Fine", "{}"),
+            event("Poison", "{}"),
+            event("Late", "{}"),
+        ],
+    )
+    .await;
+    let p = t.projector(vec![Arc::new(Counting)]).await;
+    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        p.catch_up(&Counting, None).await.unwrap_err();
+    }
+    p.catch_up(&Counting, None).await.unwrap();
+    let listed = |parked: Vec<eventstore_dynamodb::projector::Parked>| {
+        parked
+            .into_iter()
+            .map(|p| (p.position, p.error))
+            .collect::<Vec<_>>()
+    };
+    let live_parked = vec![(2, "cannot digest poison".to_owned())];
+    assert_eq!(listed(p.parked("counting").await.unwrap()), live_parked);
+    // A rebuild with another version fails on another event, and parks it on its third run.
+    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.rebuild(&Picky, |_, _| {}).await.unwrap_err();
+        assert!(err.to_string().contains("cannot take late events"), "{err}");
+        assert_eq!(listed(p.parked("counting").await.unwrap()), live_parked);
+    }
+    let rebuilt = p.rebuild(&Picky, |_, _| {}).await.unwrap();
+    assert_eq!((rebuilt.generation, rebuilt.parked), (2, 1));
+    // Readers now see what generation 2 parked, and only that.
+    assert_eq!(
+        listed(p.parked("counting").await.unwrap()),
+        vec![(3, "cannot take late events".to_owned())]
+    );
+}
+
+/// Counts `Tallied` events in one row `total`; a `Sneaky` event writes that row without
+/// declaring it (a bug in the projection).
+struct Tally;
+
+impl Projection for Tally {
+    fn name(&self) -> &str {
+        "tally"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        match event.event_type.as_str() {
+            "Tallied" => vec![RowId::single("total")],
+            _ => vec![RowId::single(event.stream_id.as_str())],
+        }
+    }
+    fn apply(&self, _: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        let total = RowId::single("total");
+        let n = rows.get(&total).and_then(Value::as_u64).unwrap_or(0);
+        rows.put(total, json!(n + 1));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_row_written_but_not_declared_is_refused_and_never_overwrites_the_stored_row() {
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Feed-1",
+        vec![event("Tallied", "{}"), event("Tallied", "{}")],
+    )
+    .await;
+    let p = t.projector(vec![Arc::new(Tally)]).await;
+    p.catch_up(&Tally, None).await.unwrap();
+    t.append_sequenced(
+        "Feed-2",
+        vec![event("Sneaky", "{}"), event("Tallied", "{}")],
+    )
+    .await;
+    let why = "apply wrote row total, which rows() did not declare for this event";
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&Tally, None).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        let cp = p.checkpoint("tally").await.unwrap();
+        assert_eq!((cp.position, cp.failures), (2, attempt));
+        let (rows, _) = p.rows("tally", "total", None, 10).await.unwrap();
+        assert_eq!(rows, vec![(String::new(), json!(2))]);
+    }
+    let report = p.catch_up(&Tally, None).await.unwrap();
+    assert_eq!((report.parked, report.applied), (1, 1));
+    let parked = p.parked("tally").await.unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.position, p.error.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(3, why)]
+    );
+    let (rows, _) = p.rows("tally", "total", None, 10).await.unwrap();
+    assert_eq!(rows, vec![(String::new(), json!(3))]);
+    let (rows, _) = p.rows("tally", "Feed-2", None, 10).await.unwrap();
+    assert_eq!(rows, vec![]);
+}

@@ -58,7 +58,7 @@ pub struct ProjectionTables {
     /// projection's single row per key).
     pub rows: String,
     /// `PROJECTION#<name>` / `CHECKPOINT` per projection; parked events under
-    /// `PARKED#<name>` / `<20-digit position>`.
+    /// `PARKED#<name>#<generation>` / `<20-digit position>`.
     pub checkpoints: String,
 }
 
@@ -107,6 +107,8 @@ const POSITION: &str = "position";
 const GENERATION: &str = "generation";
 const PARKED: &str = "parked";
 const FAILURES: &str = "failures";
+/// The token of the last failed attempt counted (see `count_failure`).
+const FAILED_ATTEMPT: &str = "failedAttempt";
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -114,6 +116,19 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// Parked events are kept per generation: a rebuild parks in its own, and readers see
+/// those of the live generation only.
+fn parked_pk(name: &str, generation: u64) -> String {
+    format!("PARKED#{name}#{generation}")
+}
+
+/// Where versions before generations had parked lists kept them. Only generation 1 can
+/// have parked there (a rebuild's parked events were mixed in), so it is read for
+/// generation 1 only.
+fn legacy_parked_pk(name: &str) -> String {
+    format!("PARKED#{name}")
 }
 
 fn checkpoint_pk(name: &str) -> String {
@@ -127,6 +142,15 @@ fn row_key(name: &str, generation: u64, row: &RowId) -> (String, String) {
         row.item.as_str()
     };
     (format!("{name}#{generation}#{}", row.key), item.to_owned())
+}
+
+/// A row as operators name it: `key`, or `key/item`.
+fn describe(row: &RowId) -> String {
+    if row.item.is_empty() {
+        row.key.clone()
+    } else {
+        format!("{}/{}", row.key, row.item)
+    }
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
@@ -265,41 +289,44 @@ impl Projector {
         events: Vec<RecordedEvent>,
         report: &mut ProjectReport,
     ) -> Result<Step, StoreError> {
-        // The longest prefix whose rows fit one transaction.
+        // The longest prefix whose rows fit one transaction, each event with the rows it
+        // declares (`None` for an event the projection does not handle).
         let mut needed: BTreeSet<RowId> = BTreeSet::new();
-        let mut batch = Vec::new();
-        // An event whose upcasting fails is as unappliable as one `apply` refuses.
-        let mut unreadable: Option<(usize, String)> = None;
+        let mut batch: Vec<(RecordedEvent, Option<BTreeSet<RowId>>)> = Vec::new();
+        // An event that cannot be applied whatever the batch: its upcasting fails, or it
+        // declares more rows than a transaction can write.
+        let mut unusable: Option<(usize, String)> = None;
         for event in events {
-            let event = if projection.handles(&event.event_type) {
-                let event = match self.upcasters.upcast(event.clone()) {
-                    Ok(upcast) => upcast,
-                    Err(err) => {
-                        unreadable = Some((batch.len(), err.to_string()));
-                        batch.push(event);
-                        break;
-                    }
-                };
-                let new: BTreeSet<RowId> = projection
-                    .rows(&event)
-                    .into_iter()
-                    .filter(|r| !needed.contains(r))
-                    .collect();
-                if needed.len() + new.len() > ROWS_PER_STEP {
-                    if batch.is_empty() {
-                        return Err(StoreError::corrupt(format!(
-                            "an event touches more than {ROWS_PER_STEP} rows of {}",
-                            projection.name()
-                        )));
-                    }
+            if !projection.handles(&event.event_type) {
+                batch.push((event, None));
+                continue;
+            }
+            let event = match self.upcasters.upcast(event.clone()) {
+                Ok(upcast) => upcast,
+                Err(err) => {
+                    unusable = Some((batch.len(), err.to_string()));
+                    batch.push((event, Some(BTreeSet::new())));
                     break;
                 }
-                needed.extend(new);
-                event
-            } else {
-                event
             };
-            batch.push(event);
+            let own: BTreeSet<RowId> = projection.rows(&event).into_iter().collect();
+            if own.len() > ROWS_PER_STEP {
+                unusable = Some((
+                    batch.len(),
+                    format!(
+                        "the event declares {} rows, more than the {ROWS_PER_STEP} one transaction can write",
+                        own.len()
+                    ),
+                ));
+                batch.push((event, Some(BTreeSet::new())));
+                break;
+            }
+            let new = own.iter().filter(|r| !needed.contains(*r)).count();
+            if needed.len() + new > ROWS_PER_STEP {
+                break;
+            }
+            needed.extend(own.iter().cloned());
+            batch.push((event, Some(own)));
         }
         let mut rows = self
             .load_rows(projection.name(), checkpoint.generation, &needed)
@@ -307,22 +334,42 @@ impl Projector {
         let mut position = checkpoint.position;
         let mut applied = 0;
         let mut failure = None;
-        for (i, event) in batch.iter().enumerate() {
+        for (i, (event, own)) in batch.iter().enumerate() {
             let at = event
                 .global_position
                 .ok_or_else(|| StoreError::corrupt("an event of $all without a position"))?;
-            if projection.handles(&event.event_type) {
-                if let Some((_, message)) = unreadable.as_ref().filter(|(at, _)| *at == i) {
+            if let Some(own) = own {
+                if let Some((_, message)) = unusable.as_ref().filter(|(at, _)| *at == i) {
                     failure = Some((event, message.clone()));
                     break;
                 }
-                // At most ROWS_PER_STEP small rows: a copy is the simplest way to undo a
-                // partly applied event.
-                let before = rows.clone();
-                if let Err(message) = projection.apply(event, &mut rows) {
-                    rows = before;
+                // The event sees only the rows it declared, so what it reads does not depend
+                // on which other events share its batch, and a failed event leaves `rows`
+                // untouched.
+                let mut scoped =
+                    Rows::loaded(own.iter().map(|r| (r.clone(), rows.get(r).cloned())));
+                if let Err(message) = projection.apply(event, &mut scoped) {
                     failure = Some((event, message));
                     break;
+                }
+                let changes = scoped.changes();
+                // A row `rows()` did not declare was never loaded: writing it would replace
+                // the stored value with one computed from nothing.
+                if let Some((row, _)) = changes.iter().find(|(row, _)| !own.contains(row)) {
+                    failure = Some((
+                        event,
+                        format!(
+                            "apply wrote row {}, which rows() did not declare for this event",
+                            describe(row)
+                        ),
+                    ));
+                    break;
+                }
+                for (row, value) in changes {
+                    match value {
+                        Some(value) => rows.put(row, value),
+                        None => rows.delete(row),
+                    }
                 }
                 applied += 1;
             }
@@ -346,6 +393,24 @@ impl Projector {
         let Some((event, message)) = failure else {
             return Ok(Step::Done);
         };
+        self.fail(projection, pk, checkpoint, position, event, message, report)
+            .await
+    }
+
+    /// Records that the event after `position` failed: counts the attempt, or parks the
+    /// event after [`POISON_ATTEMPTS`]. `checkpoint` is as read before the step, `position`
+    /// where the step's commit (if any) left it.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &self,
+        projection: &dyn Projection,
+        pk: &str,
+        checkpoint: Checkpoint,
+        position: u64,
+        event: &RecordedEvent,
+        message: String,
+        report: &mut ProjectReport,
+    ) -> Result<Step, StoreError> {
         // The event after `position` fails. The checkpoint now stands right before it.
         let current = Checkpoint {
             position,
@@ -441,6 +506,10 @@ impl Projector {
         for (k, v) in values {
             update = update.expression_attribute_values(k, v);
         }
+        // DynamoDB refuses names an expression does not use.
+        if expression.contains("#attempt") {
+            update = update.expression_attribute_names("#attempt", FAILED_ATTEMPT);
+        }
         update = if read.position == 0 {
             update.condition_expression(
                 "(attribute_not_exists(#pos) OR #pos = :zero) AND (attribute_not_exists(#fail) OR #fail = :oldfail) AND (attribute_not_exists(#gen) OR #gen = :gen)",
@@ -502,17 +571,33 @@ impl Projector {
         self.transact(writes).await
     }
 
+    /// Counts one failed attempt at the event after `read.position`. Idempotent: each
+    /// attempt writes a token of its own, so when the answer is lost and the SDK's resend
+    /// fails its condition, reading the token back tells that the count did land (and must
+    /// not be counted again by the caller re-reading and failing anew).
     async fn count_failure(&self, pk: &str, read: Checkpoint) -> Result<bool, StoreError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let failures = u64::from(read.failures) + 1;
         let write = self.checkpoint_update(
             pk,
             read,
-            "SET #pos = :same, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :fail",
+            "SET #pos = :same, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :fail, #attempt = :attempt",
             vec![
                 (":same", n(read.position)),
-                (":fail", n(u64::from(read.failures) + 1)),
+                (":fail", n(failures)),
+                (":attempt", s(&token)),
             ],
         )?;
-        self.transact(vec![write]).await
+        if self.transact(vec![write]).await? {
+            return Ok(true);
+        }
+        let stored =
+            get_consistent(&self.client, &self.tables.checkpoints, pk, CHECKPOINT_SK).await?;
+        Ok(stored.is_some_and(|item| {
+            number(&item, POSITION) == read.position
+                && number(&item, FAILURES) == failures
+                && item.get(FAILED_ATTEMPT).and_then(|v| v.as_s().ok()) == Some(&token)
+        }))
     }
 
     async fn park(
@@ -526,7 +611,7 @@ impl Projector {
         let position = event.global_position.unwrap_or(read.position + 1);
         let put = Put::builder()
             .table_name(&self.tables.checkpoints)
-            .item(keys::PK, s(format!("PARKED#{name}")))
+            .item(keys::PK, s(parked_pk(name, read.generation)))
             .item(keys::SK, s(format!("{position:020}")))
             .item("eventId", s(event.event_id.to_string()))
             .item("eventType", s(event.event_type.as_str()))
@@ -689,8 +774,19 @@ impl Projector {
         }
     }
 
-    /// Parked events of a projection, oldest first (all pages).
+    /// Parked events of a projection's live generation, oldest first (all pages).
     pub async fn parked(&self, name: &str) -> Result<Vec<Parked>, StoreError> {
+        let generation = self.checkpoint(name).await?.generation;
+        let mut found = self.parked_under(&parked_pk(name, generation)).await?;
+        if generation == 1 {
+            found.extend(self.parked_under(&legacy_parked_pk(name)).await?);
+            found.sort_by_key(|p| p.position);
+            found.dedup_by_key(|p| p.position);
+        }
+        Ok(found)
+    }
+
+    async fn parked_under(&self, pk: &str) -> Result<Vec<Parked>, StoreError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -701,7 +797,7 @@ impl Projector {
                 .consistent_read(true)
                 .key_condition_expression("#pk = :pk")
                 .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":pk", s(format!("PARKED#{name}")))
+                .expression_attribute_values(":pk", s(pk))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
