@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue;
 use bank_account::{AccountCommand as C, BankAccount};
 use eventstore_core::builtin::{AccountBalances, CategoryStreams};
 use eventstore_core::{
@@ -696,4 +697,109 @@ async fn a_row_written_but_not_declared_is_refused_and_never_overwrites_the_stor
     assert_eq!(rows, vec![(String::new(), json!(3))]);
     let (rows, _) = p.rows("tally", "Feed-2", None, 10).await.unwrap();
     assert_eq!(rows, vec![]);
+}
+
+/// Asserts the live `account-balances` rows of `s1` and `s2` after `opened_and_deposited`.
+async fn assert_s1_s2(t: &TestStore, p: &Projector) {
+    assert_eq!(
+        balance(t, p, "s1").await,
+        json!({"balance": 15, "transactionCount": 2, "isOpen": true})
+    );
+    assert_eq!(
+        balance(t, p, "s2").await,
+        json!({"balance": 7, "transactionCount": 1, "isOpen": true})
+    );
+    assert_eq!(p.parked("account-balances").await.unwrap(), vec![]);
+}
+
+async fn opened_and_deposited(t: &TestStore) {
+    run(t, "s1", &[open(10), deposit(5)]).await;
+    run(t, "s2", &[open(7)]).await;
+    t.sequence_all().await;
+}
+
+#[tokio::test]
+async fn a_rebuild_whose_switch_answer_is_lost_is_done_and_the_next_rebuild_works() {
+    let lose = eventstore_tests::LoseWriteAnswers::every(1);
+    let t = TestStore::losing_answers(lose.clone()).await;
+    opened_and_deposited(&t).await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    // Every write's first answer is lost, the switch's too: it lands, the SDK's resend
+    // fails its conditions, and the rebuild must see that it is done.
+    let before = lose.lost();
+    let rebuilt = p.rebuild(&AccountBalances, |_, _| {}).await.unwrap();
+    assert!(lose.lost() > before, "no answer was lost");
+    assert_eq!(
+        (rebuilt.generation, rebuilt.position, rebuilt.parked),
+        (2, 3, 0)
+    );
+    assert_s1_s2(&t, &p).await;
+    let again = p.rebuild(&AccountBalances, |_, _| {}).await.unwrap();
+    assert_eq!((again.generation, again.position, again.parked), (3, 3, 0));
+    assert_s1_s2(&t, &p).await;
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    let live = p.checkpoint("account-balances").await.unwrap();
+    assert_eq!((live.generation, live.position, live.parked), (3, 3, 0));
+}
+
+#[tokio::test]
+async fn two_rebuilds_racing_both_finish_on_one_new_generation() {
+    let t = TestStore::new().await;
+    opened_and_deposited(&t).await;
+    for i in 0..30 {
+        run(&t, &format!("x{i}"), &[open(i), deposit(1)]).await;
+    }
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    let other = p.clone();
+    let (a, b) = tokio::join!(
+        p.rebuild(&AccountBalances, |_, _| {}),
+        other.rebuild(&AccountBalances, |_, _| {})
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.generation, a.position), (2, 63), "{a:?}");
+    assert_eq!((b.generation, b.position), (2, 63), "{b:?}");
+    assert_s1_s2(&t, &p).await;
+    for i in 0..30 {
+        assert_eq!(
+            balance(&t, &p, &format!("x{i}")).await,
+            json!({"balance": i + 1, "transactionCount": 2, "isOpen": true})
+        );
+    }
+    let again = p.rebuild(&AccountBalances, |_, _| {}).await.unwrap();
+    assert_eq!((again.generation, again.parked), (3, 0));
+    assert_s1_s2(&t, &p).await;
+}
+
+#[tokio::test]
+async fn a_stale_rebuild_checkpoint_left_by_an_old_version_is_replaced_not_resumed() {
+    let t = TestStore::new().await;
+    opened_and_deposited(&t).await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    p.catch_up(&AccountBalances, None).await.unwrap();
+    // What the old switch left after a lost answer: a rebuild checkpoint in the live
+    // generation, past all events.
+    t.client
+        .put_item()
+        .table_name(format!("{}-checkpoints", t.table))
+        .item(
+            "PK",
+            AttributeValue::S("PROJECTION#account-balances#REBUILD".into()),
+        )
+        .item("SK", AttributeValue::S("CHECKPOINT".into()))
+        .item("position", AttributeValue::N("3".into()))
+        .item("generation", AttributeValue::N("1".into()))
+        .item("parked", AttributeValue::N("0".into()))
+        .item("failures", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    let rebuilt = p.rebuild(&AccountBalances, |_, _| {}).await.unwrap();
+    assert_eq!(
+        (rebuilt.generation, rebuilt.position, rebuilt.parked),
+        (2, 3, 0)
+    );
+    assert_s1_s2(&t, &p).await;
 }

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use eventstore_core::{
     Checkpoint, EventLog, EventStore, GlobalFilter, Projection, RecordedEvent, RowId, Rows,
@@ -131,6 +133,19 @@ fn legacy_parked_pk(name: &str) -> String {
     format!("PARKED#{name}")
 }
 
+/// The checkpoint item of a rebuild in progress, beside the live `PROJECTION#<name>`.
+fn rebuild_pk(name: &str) -> String {
+    format!("{}{REBUILD_SUFFIX}", checkpoint_pk(name))
+}
+
+const REBUILD_SUFFIX: &str = "#REBUILD";
+
+/// Whether a checkpoint item is a rebuild's (projection names are `[a-z0-9-]`, so no live
+/// checkpoint ends so).
+fn is_rebuild(pk: &str) -> bool {
+    pk.ends_with(REBUILD_SUFFIX)
+}
+
 fn checkpoint_pk(name: &str) -> String {
     format!("PROJECTION#{name}")
 }
@@ -192,24 +207,25 @@ impl Projector {
     /// The projection's checkpoint, read consistently (position 0, generation 1 before its
     /// first write).
     pub async fn checkpoint(&self, name: &str) -> Result<Checkpoint, StoreError> {
-        self.checkpoint_at(&checkpoint_pk(name)).await
-    }
-
-    async fn checkpoint_at(&self, pk: &str) -> Result<Checkpoint, StoreError> {
-        let item =
-            get_consistent(&self.client, &self.tables.checkpoints, pk, CHECKPOINT_SK).await?;
-        Ok(match item {
-            None => Checkpoint {
+        Ok(self
+            .checkpoint_at(&checkpoint_pk(name))
+            .await?
+            .unwrap_or(Checkpoint {
                 generation: 1,
                 ..Checkpoint::default()
-            },
-            Some(item) => Checkpoint {
-                position: number(&item, POSITION),
-                generation: number(&item, GENERATION).max(1),
-                parked: number(&item, PARKED),
-                failures: u32::try_from(number(&item, FAILURES)).unwrap_or(u32::MAX),
-            },
-        })
+            }))
+    }
+
+    /// The checkpoint item `pk`, `None` if it does not exist.
+    async fn checkpoint_at(&self, pk: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let item =
+            get_consistent(&self.client, &self.tables.checkpoints, pk, CHECKPOINT_SK).await?;
+        Ok(item.map(|item| Checkpoint {
+            position: number(&item, POSITION),
+            generation: number(&item, GENERATION).max(1),
+            parked: number(&item, PARKED),
+            failures: u32::try_from(number(&item, FAILURES)).unwrap_or(u32::MAX),
+        }))
     }
 
     /// The last global position handed out: how far projections can go.
@@ -241,7 +257,16 @@ impl Projector {
         let mut report = ProjectReport::default();
         let mut lost_races = 0u32;
         loop {
-            let checkpoint = self.checkpoint_at(pk).await?;
+            let checkpoint = match self.checkpoint_at(pk).await? {
+                Some(checkpoint) => checkpoint,
+                // A rebuild's checkpoint exists from its start until its switch: gone, the
+                // rebuild is over (`rebuild` finds out how), and there is nothing to do.
+                None if is_rebuild(pk) => return Ok(report),
+                None => Checkpoint {
+                    generation: 1,
+                    ..Checkpoint::default()
+                },
+            };
             if checkpoint.position >= target {
                 return Ok(report);
             }
@@ -510,7 +535,10 @@ impl Projector {
         if expression.contains("#attempt") {
             update = update.expression_attribute_names("#attempt", FAILED_ATTEMPT);
         }
-        update = if read.position == 0 {
+        // The live checkpoint is created by its first write. A rebuild's never is: it
+        // exists from the rebuild's start until the switch deletes it, and recreating it
+        // after the switch would replay into the generation just made live.
+        update = if read.position == 0 && !is_rebuild(pk) {
             update.condition_expression(
                 "(attribute_not_exists(#pos) OR #pos = :zero) AND (attribute_not_exists(#fail) OR #fail = :oldfail) AND (attribute_not_exists(#gen) OR #gen = :gen)",
             )
@@ -639,59 +667,40 @@ impl Projector {
 
     /// Replays `projection` from position 1 into a fresh generation of its rows, then
     /// switches readers to it atomically. Reads keep answering from the live generation
-    /// meanwhile, and the live projector keeps running; an interrupted rebuild resumes where
-    /// it stopped. `progress` gets (position, head) after each step.
+    /// meanwhile, and the live projector keeps running. `progress` gets (position, head)
+    /// after each step.
+    ///
+    /// Safe to re-run after any failure, and to run twice at once: a run resumes the
+    /// rebuild in progress, and one that finds its generation already switched (by
+    /// itself, its answer lost, or by a concurrent run) reports the live checkpoint. The
+    /// live generation's rows are never written: a rebuild's checkpoint is created only
+    /// while the live one is in the generation before it, and the switch deletes it in
+    /// the same transaction that moves the live one.
     pub async fn rebuild(
         &self,
         projection: &dyn Projection,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Checkpoint, StoreError> {
         let name = projection.name();
-        let rebuild_pk = format!("{}#REBUILD", checkpoint_pk(name));
-        let live = self.checkpoint(name).await?;
-        // Start (or find) the rebuild's own checkpoint, in the next generation.
-        let started = self
-            .client
-            .put_item()
-            .table_name(&self.tables.checkpoints)
-            .item(keys::PK, s(&rebuild_pk))
-            .item(keys::SK, s(CHECKPOINT_SK))
-            .item(POSITION, n(0))
-            .item(GENERATION, n(live.generation + 1))
-            .item(PARKED, n(0))
-            .item(FAILURES, n(0))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await;
-        match started {
-            Ok(_) => {}
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)
-                ) => {}
-            Err(e) => return Err(from_sdk("PutItem", e)),
-        }
+        let rebuild_pk = rebuild_pk(name);
+        let generation = self.start_rebuild(name).await?;
         loop {
             let head = self.head().await?;
-            loop {
-                let at = self.checkpoint_at(&rebuild_pk).await?.position;
-                progress(at, head);
-                if at >= head {
-                    break;
+            let rebuilt = loop {
+                let Some(at) = self.rebuild_checkpoint(name, generation).await? else {
+                    return self.switched(name, generation).await;
+                };
+                progress(at.position, head);
+                if at.position >= head {
+                    break at;
                 }
-                let step_to = at.saturating_add(1000).min(head);
+                let step_to = at.position.saturating_add(1000).min(head);
                 self.catch_up_at(projection, &rebuild_pk, Some(step_to))
                     .await?;
-            }
-            let rebuilt = self.checkpoint_at(&rebuild_pk).await?;
+            };
             let live = self.checkpoint(name).await?;
-            if live.generation + 1 != rebuilt.generation {
-                return Err(StoreError::corrupt(format!(
-                    "projection {name} moved to generation {} during the rebuild to {}",
-                    live.generation, rebuilt.generation
-                )));
+            if live.generation >= generation {
+                return self.switched(name, generation).await;
             }
             if live.position > rebuilt.position {
                 // The live projector is ahead: catch up further first.
@@ -713,9 +722,11 @@ impl Projector {
                 .table_name(&self.tables.checkpoints)
                 .key(keys::PK, s(&rebuild_pk))
                 .key(keys::SK, s(CHECKPOINT_SK))
-                .condition_expression("#pos = :at")
+                .condition_expression("#pos = :at AND #gen = :gen")
                 .expression_attribute_names("#pos", POSITION)
+                .expression_attribute_names("#gen", GENERATION)
                 .expression_attribute_values(":at", n(rebuilt.position))
+                .expression_attribute_values(":gen", n(generation))
                 .build()
                 .map_err(|e| StoreError::internal("building a Delete", e))?;
             if self
@@ -727,7 +738,106 @@ impl Projector {
             {
                 return self.checkpoint(name).await;
             }
+            // A condition failed: the live projector or the rebuild moved, or the switch
+            // already happened (this one with its answer lost, or a concurrent run's). The
+            // next round re-reads both and tells which.
         }
+    }
+
+    /// The generation a rebuild of `name` fills: the one in progress if its checkpoint is
+    /// the live generation's next, else a new one, created only while the live checkpoint
+    /// is still in the generation before it.
+    async fn start_rebuild(&self, name: &str) -> Result<u64, StoreError> {
+        let rebuild_pk = rebuild_pk(name);
+        for _ in 0..20 {
+            let live = self.checkpoint(name).await?;
+            let next = live.generation + 1;
+            let found = self.checkpoint_at(&rebuild_pk).await?;
+            let mut put = Put::builder()
+                .table_name(&self.tables.checkpoints)
+                .item(keys::PK, s(&rebuild_pk))
+                .item(keys::SK, s(CHECKPOINT_SK))
+                .item(POSITION, n(0))
+                .item(GENERATION, n(next))
+                .item(PARKED, n(0))
+                .item(FAILURES, n(0))
+                .expression_attribute_names("#pk", keys::PK);
+            put = match found {
+                Some(rebuild) if rebuild.generation == next => return Ok(next),
+                // Left by an older version of this code, whose switch could recreate the
+                // rebuild's checkpoint in the generation it had just made live: resuming
+                // it would write live rows. It is replaced, only as it was read.
+                Some(stale) => {
+                    tracing::warn!(
+                        projection = name,
+                        stale = stale.generation,
+                        live = live.generation,
+                        "replacing a rebuild checkpoint that is not the live generation's next"
+                    );
+                    put.condition_expression("attribute_exists(#pk) AND #gen = :stale")
+                        .expression_attribute_names("#gen", GENERATION)
+                        .expression_attribute_values(":stale", n(stale.generation))
+                }
+                None => put.condition_expression("attribute_not_exists(#pk)"),
+            };
+            let put = put
+                .build()
+                .map_err(|e| StoreError::internal("building a Put", e))?;
+            let live_unchanged = ConditionCheck::builder()
+                .table_name(&self.tables.checkpoints)
+                .key(keys::PK, s(checkpoint_pk(name)))
+                .key(keys::SK, s(CHECKPOINT_SK))
+                .condition_expression("attribute_not_exists(#gen) OR #gen = :gen")
+                .expression_attribute_names("#gen", GENERATION)
+                .expression_attribute_values(":gen", n(live.generation))
+                .build()
+                .map_err(|e| StoreError::internal("building a ConditionCheck", e))?;
+            if self
+                .transact(vec![
+                    TransactWriteItem::builder().put(put).build(),
+                    TransactWriteItem::builder()
+                        .condition_check(live_unchanged)
+                        .build(),
+                ])
+                .await?
+            {
+                return Ok(next);
+            }
+            // Another run started it, or the live generation moved: read again.
+        }
+        Err(StoreError::Unavailable {
+            message: format!("the checkpoints of {name} keep moving; the rebuild did not start"),
+            source: None,
+        })
+    }
+
+    /// The checkpoint of the rebuild to `generation`, `None` once it is over.
+    async fn rebuild_checkpoint(
+        &self,
+        name: &str,
+        generation: u64,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self
+            .checkpoint_at(&rebuild_pk(name))
+            .await?
+            .filter(|c| c.generation == generation))
+    }
+
+    /// The answer of a rebuild to `generation` whose checkpoint is gone: done if the live
+    /// checkpoint has reached that generation.
+    async fn switched(&self, name: &str, generation: u64) -> Result<Checkpoint, StoreError> {
+        let live = self.checkpoint(name).await?;
+        if live.generation >= generation {
+            tracing::info!(
+                projection = name,
+                generation,
+                "the rebuild's generation is live"
+            );
+            return Ok(live);
+        }
+        Err(StoreError::corrupt(format!(
+            "the rebuild of {name} to generation {generation} lost its checkpoint before its switch (was it deleted by hand?); re-run to start over"
+        )))
     }
 
     /// An external subscriber's checkpoint (`SUBSCRIPTION#<name>` in the checkpoints table).
