@@ -803,3 +803,161 @@ async fn a_stale_rebuild_checkpoint_left_by_an_old_version_is_replaced_not_resum
     );
     assert_s1_s2(&t, &p).await;
 }
+
+/// Writes `rows` rows (default 1) under its stream, each a string of `size` bytes.
+struct Ledger;
+
+fn ledger_spec(event: &RecordedEvent) -> (usize, usize) {
+    let data: Value = serde_json::from_str(event.data.as_json()).unwrap_or(Value::Null);
+    let field = |k: &str, default: u64| data[k].as_u64().unwrap_or(default) as usize;
+    (field("size", 1), field("rows", 1))
+}
+
+impl Projection for Ledger {
+    fn name(&self) -> &str {
+        "ledger"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        let (_, rows) = ledger_spec(event);
+        (0..rows)
+            .map(|i| RowId::item(event.stream_id.as_str(), i.to_string()))
+            .collect()
+    }
+    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        let (size, n) = ledger_spec(event);
+        for i in 0..n {
+            rows.put(
+                RowId::item(event.stream_id.as_str(), i.to_string()),
+                json!("x".repeat(size)),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn sized(size: usize, rows: usize) -> eventstore_core::NewEvent {
+    event("Sized", &format!(r#"{{"size":{size},"rows":{rows}}}"#))
+}
+
+/// The lengths of the `ledger` rows under `stream`.
+async fn ledger_rows(p: &Projector, stream: &str) -> Vec<(String, usize)> {
+    let (rows, _) = p.rows("ledger", stream, None, 200).await.unwrap();
+    rows.into_iter()
+        .map(|(item, v)| (item, v.as_str().map_or(0, str::len)))
+        .collect()
+}
+
+#[tokio::test]
+async fn steps_stay_within_the_transaction_limits_and_a_row_too_large_is_parked() {
+    let limits = eventstore_tests::DynamoDbLimits::aws();
+    let t = TestStore::with_fault(limits.clone()).await;
+    // Twelve rows of 350,000 bytes (4.2 MB together, over the 4 MB a transaction holds),
+    // then a row over the 400 KB an item holds, then one more.
+    for i in 1..=12 {
+        t.append_sequenced(&format!("L-{i}"), vec![sized(350_000, 1)])
+            .await;
+    }
+    t.append_sequenced("Big-1", vec![sized(420_000, 1)]).await;
+    t.append_sequenced("L-13", vec![sized(350_000, 1)]).await;
+    let p = t.projector(vec![Arc::new(Ledger)]).await;
+    let why = "row Big-1/0 would be 420046 bytes, over DynamoDB's 400 KB item limit";
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&Ledger, None).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        let cp = p.checkpoint("ledger").await.unwrap();
+        assert_eq!((cp.position, cp.failures), (12, attempt));
+    }
+    let report = p.catch_up(&Ledger, None).await.unwrap();
+    assert_eq!((report.parked, report.applied), (1, 1));
+    let cp = p.checkpoint("ledger").await.unwrap();
+    assert_eq!((cp.position, cp.failures, cp.parked), (14, 0, 1));
+    let parked = p.parked("ledger").await.unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.position, p.error.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(13, why)]
+    );
+    for i in 1..=13 {
+        assert_eq!(
+            ledger_rows(&p, &format!("L-{i}")).await,
+            vec![("0".to_owned(), 350_000)],
+            "L-{i}"
+        );
+    }
+    assert_eq!(ledger_rows(&p, "Big-1").await, vec![]);
+    // The projector's own budget kept every transaction within DynamoDB's limits.
+    assert_eq!(limits.refused(), 0);
+}
+
+#[tokio::test]
+async fn a_step_dynamodb_refuses_for_size_shrinks_and_an_event_it_refuses_alone_is_parked() {
+    // DynamoDB counting more than the projector's estimate: here a transaction holds 1 MB.
+    let limits = eventstore_tests::DynamoDbLimits::aws().with_transaction_bytes(1_000_000);
+    let t = TestStore::with_fault(limits.clone()).await;
+    for i in 1..=6 {
+        t.append_sequenced(&format!("L-{i}"), vec![sized(300_000, 1)])
+            .await;
+    }
+    let p = t.projector(vec![Arc::new(Ledger)]).await;
+    let report = p.catch_up(&Ledger, None).await.unwrap();
+    // Six rows (1.8 MB) refused, three (0.9 MB) twice accepted.
+    assert_eq!((report.applied, report.transactions), (6, 2));
+    assert_eq!(limits.refused(), 1);
+    for i in 1..=6 {
+        assert_eq!(
+            ledger_rows(&p, &format!("L-{i}")).await,
+            vec![("0".to_owned(), 300_000)]
+        );
+    }
+    // An event whose own four rows (1.2 MB) are refused is parked, the next one applied.
+    t.append_sequenced("Fan-1", vec![sized(300_000, 4)]).await;
+    t.append_sequenced("L-7", vec![sized(10, 1)]).await;
+    let why = "DynamoDB refused the transaction writing its rows: ValidationException: Item size has exceeded the maximum allowed size";
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&Ledger, None).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        let cp = p.checkpoint("ledger").await.unwrap();
+        assert_eq!((cp.position, cp.failures), (6, attempt));
+    }
+    p.catch_up(&Ledger, None).await.unwrap();
+    let cp = p.checkpoint("ledger").await.unwrap();
+    assert_eq!((cp.position, cp.failures, cp.parked), (8, 0, 1));
+    let parked = p.parked("ledger").await.unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .map(|p| (p.position, p.error.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(7, why)]
+    );
+    assert_eq!(ledger_rows(&p, "Fan-1").await, vec![]);
+    assert_eq!(ledger_rows(&p, "L-7").await, vec![("0".to_owned(), 10)]);
+}
+
+#[tokio::test]
+async fn an_event_declaring_more_rows_than_a_transaction_holds_is_parked() {
+    let limits = eventstore_tests::DynamoDbLimits::aws();
+    let t = TestStore::with_fault(limits.clone()).await;
+    t.append_sequenced("Fan-1", vec![sized(1, 120)]).await;
+    t.append_sequenced("L-1", vec![sized(1, 99)]).await;
+    let p = t.projector(vec![Arc::new(Ledger)]).await;
+    let why = "the event declares 120 rows, more than the 99 one transaction can write";
+    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+        let err = p.catch_up(&Ledger, None).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        let cp = p.checkpoint("ledger").await.unwrap();
+        assert_eq!((cp.position, cp.failures), (0, attempt));
+    }
+    p.catch_up(&Ledger, None).await.unwrap();
+    let cp = p.checkpoint("ledger").await.unwrap();
+    assert_eq!((cp.position, cp.parked), (2, 1));
+    assert_eq!(p.parked("ledger").await.unwrap()[0].error, why);
+    assert_eq!(ledger_rows(&p, "Fan-1").await, vec![]);
+    assert_eq!(ledger_rows(&p, "L-1").await.len(), 99);
+    assert_eq!(limits.refused(), 0);
+}

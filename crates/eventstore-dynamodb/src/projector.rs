@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
@@ -36,17 +38,28 @@ use eventstore_core::{
 };
 use serde_json::Value;
 
-use crate::error::from_sdk;
+use crate::error::{
+    cancellation_codes, classify_cancellation, from_sdk, from_transaction, Cancellation,
+};
 use crate::event_source::{retry_batch, LocalEventSource};
 use crate::keys;
-use crate::log::{batch_get_consistent, get_consistent, transact_conditionally, DynamoEventLog};
+use crate::log::{
+    batch_get_consistent, conflict_backoff, get_consistent, transact_conditionally, DynamoEventLog,
+};
 
 /// Failed attempts at one event before it is parked.
 pub const POISON_ATTEMPTS: u32 = 3;
+/// Attempts of a throttled step commit before the step gives up for now.
+const TRANSACTION_ATTEMPTS: u32 = 5;
 /// Events read from `$all` per step.
 const EVENTS_PER_STEP: usize = 100;
 /// Rows one transaction can write beside the checkpoint (DynamoDB's 100 actions).
 const ROWS_PER_STEP: usize = 99;
+/// Bytes of rows one step writes, kept well under DynamoDB's 4 MB per transaction (as the
+/// sequencer does). A single event's rows may take more: DynamoDB then decides.
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+/// DynamoDB's limit on one item, attribute names included.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// The Lambda event filter of the projector's event source: the counter item's records.
 /// `infra/template.yaml` declares the same pattern.
@@ -168,6 +181,30 @@ fn describe(row: &RowId) -> String {
     }
 }
 
+/// The reason DynamoDB refused a transaction as too large, if it did: a
+/// `ValidationException` about a size or a length (too many bytes, too many actions), or a
+/// cancellation with a `ValidationError` reason (an item over 400 KB). Other validation
+/// errors are the projector's own faults and no reason to park an event.
+fn size_refusal(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> Option<String> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    match se.err() {
+        TransactWriteItemsError::TransactionCanceledException(c) => c
+            .cancellation_reasons()
+            .iter()
+            .find(|r| r.code() == Some("ValidationError"))
+            .map(|r| format!("ValidationError: {}", r.message().unwrap_or("no message"))),
+        other if other.code() == Some("ValidationException") => {
+            let message = other.message().unwrap_or("no message");
+            let lower = message.to_ascii_lowercase();
+            (lower.contains("size") || lower.contains("length"))
+                .then(|| format!("ValidationException: {message}"))
+        }
+        _ => None,
+    }
+}
+
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -256,6 +293,9 @@ impl Projector {
         };
         let mut report = ProjectReport::default();
         let mut lost_races = 0u32;
+        // Events a step reads: halved while DynamoDB refuses the step's transaction as too
+        // large, back to the full page after a commit.
+        let mut limit = EVENTS_PER_STEP;
         loop {
             let checkpoint = match self.checkpoint_at(pk).await? {
                 Some(checkpoint) => checkpoint,
@@ -272,11 +312,7 @@ impl Projector {
             }
             let page = self
                 .store
-                .read_global(
-                    &GlobalFilter::All,
-                    Some(checkpoint.position + 1),
-                    EVENTS_PER_STEP,
-                )
+                .read_global(&GlobalFilter::All, Some(checkpoint.position + 1), limit)
                 .await?;
             if page.events.is_empty() {
                 return Err(StoreError::Unavailable {
@@ -291,7 +327,11 @@ impl Projector {
                 .step(projection, pk, checkpoint, page.events, &mut report)
                 .await?
             {
-                Step::Done => lost_races = 0,
+                Step::Done => {
+                    lost_races = 0;
+                    limit = EVENTS_PER_STEP;
+                }
+                Step::Shrink(events) => limit = events,
                 Step::Lost => {
                     lost_races += 1;
                     if lost_races > 20 {
@@ -359,6 +399,12 @@ impl Projector {
         let mut position = checkpoint.position;
         let mut applied = 0;
         let mut failure = None;
+        // The estimated size of each row the step writes, and their sum.
+        let mut sizes: HashMap<RowId, usize> = HashMap::new();
+        let mut bytes = 0usize;
+        // Events up to `position`, and the last of them that wrote rows.
+        let mut included = 0;
+        let mut last_writer = None;
         for (i, (event, own)) in batch.iter().enumerate() {
             let at = event
                 .global_position
@@ -390,6 +436,36 @@ impl Projector {
                     ));
                     break;
                 }
+                let mut grown = bytes;
+                let mut new_sizes = Vec::with_capacity(changes.len());
+                for (row, value) in &changes {
+                    let size = self.row_bytes(
+                        projection.name(),
+                        checkpoint.generation,
+                        row,
+                        value.as_ref(),
+                    )?;
+                    grown = grown - sizes.get(row).copied().unwrap_or(0) + size;
+                    new_sizes.push((row.clone(), size));
+                }
+                if let Some((row, size)) = new_sizes.iter().find(|(_, size)| *size > MAX_ITEM_BYTES)
+                {
+                    failure = Some((
+                        event,
+                        format!(
+                            "row {} would be {size} bytes, over DynamoDB's 400 KB item limit",
+                            describe(row)
+                        ),
+                    ));
+                    break;
+                }
+                // Over budget with rows of earlier events: they go first, this event
+                // starts the next step.
+                if grown > MAX_TRANSACTION_BYTES && !sizes.is_empty() {
+                    break;
+                }
+                bytes = grown;
+                sizes.extend(new_sizes);
                 for (row, value) in changes {
                     match value {
                         Some(value) => rows.put(row, value),
@@ -397,16 +473,44 @@ impl Projector {
                     }
                 }
                 applied += 1;
+                last_writer = Some(event);
             }
             position = at;
+            included = i + 1;
         }
         if position > checkpoint.position {
             let changes = rows.changes();
-            if !self
+            match self
                 .commit(projection.name(), pk, checkpoint, position, &changes)
                 .await?
             {
-                return Ok(Step::Lost);
+                Commit::Done => {}
+                Commit::Lost => return Ok(Step::Lost),
+                // Larger than DynamoDB takes, though within the estimate: fewer events.
+                Commit::Refused(_) if included > 1 => return Ok(Step::Shrink(included / 2)),
+                // The one event's own rows cannot be written: it fails like an event
+                // `apply` refuses.
+                Commit::Refused(reason) => {
+                    let Some(event) = last_writer else {
+                        return Err(StoreError::corrupt(format!(
+                            "DynamoDB refused a checkpoint write of {}: {reason}",
+                            projection.name()
+                        )));
+                    };
+                    let message =
+                        format!("DynamoDB refused the transaction writing its rows: {reason}");
+                    return self
+                        .fail(
+                            projection,
+                            pk,
+                            checkpoint,
+                            checkpoint.position,
+                            event,
+                            message,
+                            report,
+                        )
+                        .await;
+                }
             }
             report.applied += applied;
             report.rows_written += changes.len() as u64;
@@ -560,7 +664,7 @@ impl Projector {
         read: Checkpoint,
         position: u64,
         changes: &[(RowId, Option<Value>)],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Commit, StoreError> {
         let mut writes = Vec::with_capacity(changes.len() + 1);
         for (row, value) in changes {
             let (pk, sk) = row_key(name, read.generation, row);
@@ -596,7 +700,62 @@ impl Projector {
             "SET #pos = :new, #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #fail = :zero",
             vec![(":new", n(position))],
         )?);
-        self.transact(writes).await
+        self.transact_sized(writes).await
+    }
+
+    /// The size DynamoDB counts for a row item: attribute names and values (a deleted
+    /// row, its key), plus a margin for number encoding.
+    fn row_bytes(
+        &self,
+        name: &str,
+        generation: u64,
+        row: &RowId,
+        value: Option<&Value>,
+    ) -> Result<usize, StoreError> {
+        let (pk, sk) = row_key(name, generation, row);
+        let key = keys::PK.len() + pk.len() + keys::SK.len() + sk.len();
+        let Some(value) = value else {
+            return Ok(key);
+        };
+        let text = serde_json::to_string(value)
+            .map_err(|e| StoreError::internal("encoding a projection row", e))?;
+        Ok(key + ROW_VALUE.len() + text.len() + POSITION.len() + 12)
+    }
+
+    /// `transact` for a step's commit, telling a refusal for size apart: a transaction
+    /// over 4 MB or 100 actions (`ValidationException`), or with an item over 400 KB
+    /// (cancelled with a `ValidationError` reason).
+    async fn transact_sized(&self, writes: Vec<TransactWriteItem>) -> Result<Commit, StoreError> {
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(Commit::Done),
+                Err(e) => e,
+            };
+            if let Some(reason) = size_refusal(&err) {
+                return Ok(Commit::Refused(reason));
+            }
+            let Some(codes) = cancellation_codes(&err) else {
+                return Err(from_transaction(err));
+            };
+            match classify_cancellation(codes.iter().map(String::as_str)) {
+                Cancellation::ConditionFailed => return Ok(Commit::Lost),
+                _ if codes.iter().any(|c| c == "TransactionConflict") => return Ok(Commit::Lost),
+                Cancellation::Busy if attempt + 1 < TRANSACTION_ATTEMPTS => {
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                }
+                _ => return Err(from_transaction(err)),
+            }
+        }
+        Err(StoreError::Unavailable {
+            message: "TransactWriteItems kept being throttled".into(),
+            source: None,
+        })
     }
 
     /// Counts one failed attempt at the event after `read.position`. Idempotent: each
@@ -1030,8 +1189,19 @@ impl Projector {
     }
 }
 
+/// How a step's commit ended.
+enum Commit {
+    Done,
+    /// A condition failed: another projector moved first.
+    Lost,
+    /// Too large for DynamoDB, with its reason.
+    Refused(String),
+}
+
 enum Step {
     Done,
+    /// DynamoDB refused the step's transaction as too large: try this many events.
+    Shrink(usize),
     Lost,
     Failed(StoreError),
 }
