@@ -438,6 +438,138 @@ impl Intercept for DynamoDbLimits {
     }
 }
 
+/// Makes the `GlobalOrder` index lag while switched on: every Query of it answers no
+/// items, as DynamoDB's index does before it has caught up with the table (GSIs are
+/// eventually consistent; moto's never lag). The Query itself runs, only its answer is
+/// replaced.
+#[derive(Debug, Clone, Default)]
+pub struct LaggingIndex {
+    lagging: Arc<std::sync::atomic::AtomicBool>,
+    hidden: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Marks an attempt whose answer [`LaggingIndex`] replaces.
+#[derive(Debug, Clone, Copy)]
+struct HiddenAttempt;
+
+impl aws_smithy_types::config_bag::Storable for HiddenAttempt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl LaggingIndex {
+    pub fn lag(&self) {
+        self.lagging
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn catch_up(&self) {
+        self.lagging
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many index reads answered nothing so far.
+    pub fn hidden(&self) -> u32 {
+        self.hidden.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Intercept for LaggingIndex {
+    fn name(&self) -> &'static str {
+        "LaggingIndex"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering;
+        let query = cfg.load::<Metadata>().is_some_and(|m| m.name() == "Query");
+        if !query || !self.lagging.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let global_order = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .is_some_and(|r| r["IndexName"] == keys::GLOBAL_ORDER_INDEX);
+        if global_order {
+            cfg.interceptor_state().store_put(HiddenAttempt);
+            self.hidden.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<HiddenAttempt>().is_none() {
+            return Ok(());
+        }
+        cfg.interceptor_state().unset::<HiddenAttempt>();
+        let body = r#"{"Count":0,"Items":[],"ScannedCount":0}"#;
+        let response = context.response_mut();
+        if response.status().as_u16() == 200 {
+            response
+                .headers_mut()
+                .insert("content-length", body.len().to_string());
+            response.headers_mut().remove("x-amz-crc32");
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        }
+        Ok(())
+    }
+}
+
+/// A batch of the counter item's stream records, as Lambda delivers them to the projector:
+/// one record per value of `last`.
+pub fn counter_records(lasts: &[u64]) -> aws_lambda_events::event::dynamodb::Event {
+    let records: Vec<serde_json::Value> = lasts
+        .iter()
+        .enumerate()
+        .map(|(i, last)| {
+            serde_json::json!({
+                "eventID": format!("{i}"),
+                "eventName": if i == 0 { "INSERT" } else { "MODIFY" },
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "Keys": {"PK": {"S": "COUNTER#ALL"}, "SK": {"S": "COUNTER"}},
+                    "NewImage": {"PK": {"S": "COUNTER#ALL"}, "SK": {"S": "COUNTER"},
+                                 "last": {"N": last.to_string()}},
+                    "SequenceNumber": format!("{:028}", 1000 + i),
+                    "SizeBytes": 72,
+                    "StreamViewType": "NEW_IMAGE"
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-23T00:00:00.000"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// The event the projector's EventBridge schedule delivers (`infra/template.yaml`).
+pub fn scheduled_event() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T20:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/projector-catch-up"],
+        "detail": {}
+    })
+}
+
 /// A store over a new, empty events table.
 pub struct TestStore {
     pub store: EventStore<DynamoEventLog>,

@@ -961,3 +961,127 @@ async fn an_event_declaring_more_rows_than_a_transaction_holds_is_parked() {
     assert_eq!(ledger_rows(&p, "L-1").await.len(), 99);
     assert_eq!(limits.refused(), 0);
 }
+
+#[tokio::test]
+async fn a_projection_far_behind_does_not_starve_the_others_in_an_invocation() {
+    let t = TestStore::new().await;
+    for (stream, n) in [("Feed-1", 100), ("Feed-2", 100), ("Feed-3", 45)] {
+        t.append_sequenced(stream, eventstore_tests::events(n))
+            .await;
+    }
+    let near = t.projector(vec![Arc::new(CategoryStreams)]).await;
+    near.catch_up(&CategoryStreams, None).await.unwrap();
+    t.append_sequenced("Feed-4", eventstore_tests::events(5))
+        .await;
+    // `counting` is new, 250 events behind, and comes first; `category-streams` is 5
+    // behind. An invocation whose time is up after its first round of steps (one step
+    // each) still brings `category-streams` to the head.
+    let p = Projector::new(
+        t.store.log().clone(),
+        eventstore_dynamodb::ProjectionTables {
+            rows: format!("{}-rows", t.table),
+            checkpoints: format!("{}-checkpoints", t.table),
+        },
+        vec![Arc::new(Counting), Arc::new(CategoryStreams)],
+    )
+    .with_invocation_budget(Duration::ZERO);
+    let response = p
+        .handle(eventstore_tests::counter_records(&[250]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let at = |name: &'static str| {
+        let p = p.clone();
+        async move { p.checkpoint(name).await.unwrap().position }
+    };
+    assert_eq!(
+        (at("category-streams").await, at("counting").await),
+        (250, 100)
+    );
+    // What is left is not lost: the scheduled trigger goes on, a round per invocation.
+    p.invoke(eventstore_tests::scheduled_event()).await.unwrap();
+    assert_eq!(at("counting").await, 200);
+    p.invoke(eventstore_tests::scheduled_event()).await.unwrap();
+    assert_eq!(at("counting").await, 250);
+    let (rows, _) = p.rows("counting", "Feed-3", None, 10).await.unwrap();
+    assert_eq!(rows, vec![(String::new(), json!(45))]);
+}
+
+#[tokio::test]
+async fn a_lagging_index_does_not_fail_the_batch_and_the_schedule_catches_up_a_quiet_store() {
+    let index = eventstore_tests::LaggingIndex::default();
+    let t = TestStore::with_fault(index.clone()).await;
+    run(&t, "g", &[open(5), deposit(1)]).await;
+    t.sequence_all().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    index.lag();
+    let response = p
+        .handle(eventstore_tests::counter_records(&[2]))
+        .await
+        .unwrap();
+    assert!(index.hidden() > 0, "the index was not read");
+    // Retrying the batch would not help once Lambda's retries run out: the batch is done,
+    // and the projection stays behind for the scheduled trigger.
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 0);
+    index.catch_up();
+    // No new events, so no new counter records: the schedule alone brings it to the head.
+    p.invoke(eventstore_tests::scheduled_event()).await.unwrap();
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 2);
+    assert_eq!(
+        balance(&t, &p, "g").await,
+        json!({"balance": 6, "transactionCount": 2, "isOpen": true})
+    );
+}
+
+#[tokio::test]
+async fn the_projector_refuses_an_invocation_it_does_not_know() {
+    let t = TestStore::new().await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    let err = p.invoke(json!({"hello": "world"})).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "internal error: the projector was invoked with neither stream records nor a scheduled event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locally_a_projection_the_lagging_index_left_behind_reaches_the_head_without_new_events() {
+    let index = eventstore_tests::LaggingIndex::default();
+    let t = TestStore::with_fault(index.clone()).await;
+    let p = t
+        .projector(vec![Arc::new(AccountBalances)])
+        .await
+        .with_local_catch_up_every(Duration::from_millis(500));
+    index.lag();
+    run(&t, "q", &[open(3), deposit(4)]).await;
+    t.sequence_all().await;
+    // As `make dev` runs it: the local event source and the timer.
+    let local = tokio::spawn(p.clone().run_locally());
+    for _ in 0..100 {
+        if index.hidden() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(index.hidden() > 0, "the projector never read the index");
+    // Longer than the local event source retries a failing batch: the counter's records
+    // are spent while the index lags.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(p.checkpoint("account-balances").await.unwrap().position, 0);
+    index.catch_up();
+    let mut position = 0;
+    for _ in 0..50 {
+        position = p.checkpoint("account-balances").await.unwrap().position;
+        if position == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    local.abort();
+    assert_eq!(position, 2);
+    assert_eq!(
+        balance(&t, &p, "q").await,
+        json!({"balance": 7, "transactionCount": 2, "isOpen": true})
+    );
+}

@@ -19,9 +19,17 @@
 //! An event a projection cannot apply is retried on the next triggers; after
 //! [`POISON_ATTEMPTS`] failures it is parked (recorded in the checkpoints table with its
 //! error) and the checkpoint moves past it.
+//!
+//! An invocation gives every projection one step per round, so none waits for another far
+//! behind, and stops starting rounds when its time budget is spent. A projection left
+//! behind then, or by a lagging index, does not fail the batch: a schedule (a timer
+//! locally) invokes the projector every minute to bring all projections to the head.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -41,7 +49,7 @@ use serde_json::Value;
 use crate::error::{
     cancellation_codes, classify_cancellation, from_sdk, from_transaction, Cancellation,
 };
-use crate::event_source::{retry_batch, LocalEventSource};
+use crate::event_source::{retry_batch, run_locally, LocalEventSource};
 use crate::keys;
 use crate::log::{
     batch_get_consistent, conflict_backoff, get_consistent, transact_conditionally, DynamoEventLog,
@@ -51,6 +59,15 @@ use crate::log::{
 pub const POISON_ATTEMPTS: u32 = 3;
 /// Attempts of a throttled step commit before the step gives up for now.
 const TRANSACTION_ATTEMPTS: u32 = 5;
+/// How long an invocation starts new rounds of steps: half the function's 120 s timeout.
+const INVOCATION_BUDGET: Duration = Duration::from_secs(60);
+/// How often the local projector runs the scheduled catch-up (a minute on AWS).
+const LOCAL_CATCH_UP_EVERY: Duration = Duration::from_secs(5);
+/// Short waits for a lagging global index before a direct catch-up gives up.
+const LAG_WAITS: u32 = 3;
+/// How long an invocation waits for a lagging global index before it leaves the
+/// projection behind for the next trigger.
+const LAG_PATIENCE: Duration = Duration::from_secs(1);
 /// Events read from `$all` per step.
 const EVENTS_PER_STEP: usize = 100;
 /// Rows one transaction can write beside the checkpoint (DynamoDB's 100 actions).
@@ -88,6 +105,20 @@ pub struct ProjectReport {
     pub parked: u64,
 }
 
+/// What one invocation did for every projection.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// The position the projections were brought towards.
+    pub target: u64,
+    /// Per projection, what its catch-up did.
+    pub reports: Vec<(String, ProjectReport)>,
+    /// Projections left short of the target: out of time, or the index lags. The next
+    /// trigger (at the latest the scheduled catch-up) goes on from their checkpoints.
+    pub behind: Vec<String>,
+    /// Projections that failed, with their errors.
+    pub failed: Vec<(String, StoreError)>,
+}
+
 /// A parked event, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parked {
@@ -104,6 +135,8 @@ pub struct Projector {
     tables: ProjectionTables,
     projections: Vec<Arc<dyn Projection>>,
     upcasters: Upcasters,
+    invocation_budget: Duration,
+    local_catch_up_every: Duration,
 }
 
 impl std::fmt::Debug for Projector {
@@ -224,7 +257,22 @@ impl Projector {
             tables,
             projections,
             upcasters: Upcasters::new(),
+            invocation_budget: INVOCATION_BUDGET,
+            local_catch_up_every: LOCAL_CATCH_UP_EVERY,
         }
+    }
+
+    /// How long an invocation starts new rounds of steps (default: a minute, half the
+    /// function's timeout, so the last round ends well within it).
+    pub fn with_invocation_budget(mut self, budget: Duration) -> Self {
+        self.invocation_budget = budget;
+        self
+    }
+
+    /// How often [`Projector::run_locally`] runs the scheduled catch-up (default 5 s).
+    pub fn with_local_catch_up_every(mut self, every: Duration) -> Self {
+        self.local_catch_up_every = every;
+        self
     }
 
     /// Events are upcast before projections see them.
@@ -280,7 +328,8 @@ impl Projector {
             .await
     }
 
-    /// `catch_up` for the checkpoint item `pk` (the live one, or a rebuild's).
+    /// `catch_up` for the checkpoint item `pk` (the live one, or a rebuild's). An index
+    /// that keeps lagging after a few short waits is `Unavailable`.
     async fn catch_up_at(
         &self,
         projection: &dyn Projection,
@@ -291,59 +340,165 @@ impl Projector {
             Some(p) => p,
             None => self.head().await?,
         };
-        let mut report = ProjectReport::default();
-        let mut lost_races = 0u32;
-        // Events a step reads: halved while DynamoDB refuses the step's transaction as too
-        // large, back to the full page after a commit.
-        let mut limit = EVENTS_PER_STEP;
+        let mut tracker = Tracker::new(projection, pk.to_owned(), target);
         loop {
-            let checkpoint = match self.checkpoint_at(pk).await? {
-                Some(checkpoint) => checkpoint,
-                // A rebuild's checkpoint exists from its start until its switch: gone, the
-                // rebuild is over (`rebuild` finds out how), and there is nothing to do.
-                None if is_rebuild(pk) => return Ok(report),
-                None => Checkpoint {
-                    generation: 1,
-                    ..Checkpoint::default()
-                },
-            };
-            if checkpoint.position >= target {
-                return Ok(report);
-            }
-            let page = self
-                .store
-                .read_global(&GlobalFilter::All, Some(checkpoint.position + 1), limit)
-                .await?;
-            if page.events.is_empty() {
-                return Err(StoreError::Unavailable {
-                    message: format!(
-                        "position {} is not visible in the global index yet",
-                        checkpoint.position + 1
-                    ),
-                    source: None,
-                });
-            }
-            match self
-                .step(projection, pk, checkpoint, page.events, &mut report)
-                .await?
-            {
-                Step::Done => {
-                    lost_races = 0;
-                    limit = EVENTS_PER_STEP;
-                }
-                Step::Shrink(events) => limit = events,
-                Step::Lost => {
-                    lost_races += 1;
-                    if lost_races > 20 {
-                        return Err(StoreError::Unavailable {
-                            message: "another projector keeps moving the checkpoint".into(),
-                            source: None,
-                        });
+            match self.advance(&mut tracker).await? {
+                Advance::AtTarget => return Ok(tracker.report),
+                Advance::Moved => {}
+                Advance::Lagging(position) => {
+                    if tracker.lag_waits >= LAG_WAITS {
+                        return Err(index_lagging(position));
                     }
+                    tokio::time::sleep(lag_backoff(tracker.lag_waits)).await;
+                    tracker.lag_waits += 1;
                 }
-                Step::Failed(err) => return Err(err),
             }
         }
+    }
+
+    /// One step of a catch-up: reads the checkpoint, then a page of `$all` after it, and
+    /// applies and commits it.
+    async fn advance(&self, tracker: &mut Tracker<'_>) -> Result<Advance, StoreError> {
+        let checkpoint = match self.checkpoint_at(&tracker.pk).await? {
+            Some(checkpoint) => checkpoint,
+            // A rebuild's checkpoint exists from its start until its switch: gone, the
+            // rebuild is over (`rebuild` finds out how), and there is nothing to do.
+            None if is_rebuild(&tracker.pk) => return Ok(Advance::AtTarget),
+            None => Checkpoint {
+                generation: 1,
+                ..Checkpoint::default()
+            },
+        };
+        if checkpoint.position >= tracker.target {
+            return Ok(Advance::AtTarget);
+        }
+        let page = self
+            .store
+            .read_global(
+                &GlobalFilter::All,
+                Some(checkpoint.position + 1),
+                tracker.limit,
+            )
+            .await?;
+        if page.events.is_empty() {
+            return Ok(Advance::Lagging(checkpoint.position + 1));
+        }
+        tracker.lag_waits = 0;
+        tracker.lagging_since = None;
+        let pk = tracker.pk.clone();
+        match self
+            .step(
+                tracker.projection,
+                &pk,
+                checkpoint,
+                page.events,
+                &mut tracker.report,
+            )
+            .await?
+        {
+            Step::Done => {
+                tracker.lost_races = 0;
+                tracker.limit = EVENTS_PER_STEP;
+            }
+            Step::Shrink(events) => tracker.limit = events,
+            Step::Lost => {
+                tracker.lost_races += 1;
+                if tracker.lost_races > 20 {
+                    return Err(StoreError::Unavailable {
+                        message: "another projector keeps moving the checkpoint".into(),
+                        source: None,
+                    });
+                }
+            }
+            Step::Failed(err) => return Err(err),
+        }
+        Ok(Advance::Moved)
+    }
+
+    /// Brings every projection towards `up_to` (default: the head) in rounds, one step of
+    /// each unfinished projection per round, so that one far behind (a new projection) does
+    /// not keep the others waiting. Stops after the round in which the invocation budget
+    /// ran out; a projection still short of the target then, or whose index read keeps
+    /// lagging, is left behind for the next trigger (its checkpoint says where it is).
+    pub async fn catch_up_all(&self, up_to: Option<u64>) -> Result<Pass, StoreError> {
+        let started = Instant::now();
+        let target = match up_to {
+            Some(p) => p,
+            None => self.head().await?,
+        };
+        let mut trackers: Vec<Tracker<'_>> = self
+            .projections
+            .iter()
+            .map(|p| Tracker::new(p.as_ref(), checkpoint_pk(p.name()), target))
+            .collect();
+        let mut pass = Pass {
+            target,
+            ..Pass::default()
+        };
+        let mut active: Vec<usize> = (0..trackers.len()).collect();
+        while !active.is_empty() {
+            let mut moved = false;
+            let mut still = Vec::with_capacity(active.len());
+            for i in active {
+                let tracker = &mut trackers[i];
+                // Boxed: the nested step futures are otherwise too deep for the compiler to
+                // lay out inside the Lambda runtime's service future.
+                match Box::pin(self.advance(tracker)).await {
+                    Ok(Advance::AtTarget) => {}
+                    Ok(Advance::Moved) => {
+                        moved = true;
+                        still.push(i);
+                    }
+                    Ok(Advance::Lagging(position)) => {
+                        let since = *tracker.lagging_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < LAG_PATIENCE {
+                            still.push(i);
+                        } else {
+                            tracing::warn!(
+                                projection = tracker.projection.name(),
+                                position,
+                                "the global index lags; left for the next trigger"
+                            );
+                            pass.behind.push(tracker.projection.name().to_owned());
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(projection = tracker.projection.name(), error = %err,
+                            "projection failed");
+                        pass.failed
+                            .push((tracker.projection.name().to_owned(), err));
+                    }
+                }
+            }
+            active = still;
+            if started.elapsed() >= self.invocation_budget {
+                for &i in &active {
+                    pass.behind.push(trackers[i].projection.name().to_owned());
+                }
+                break;
+            }
+            if !moved && !active.is_empty() {
+                // Every projection left waits for the index.
+                tokio::time::sleep(lag_backoff(1)).await;
+            }
+        }
+        for tracker in trackers {
+            tracing::info!(
+                projection = tracker.projection.name(),
+                target,
+                applied = tracker.report.applied,
+                rows = tracker.report.rows_written,
+                parked = tracker.report.parked,
+                "projected"
+            );
+            pass.reports
+                .push((tracker.projection.name().to_owned(), tracker.report));
+        }
+        if !pass.behind.is_empty() {
+            tracing::info!(behind = ?pass.behind, target,
+                "projections left behind; the scheduled catch-up continues");
+        }
+        Ok(pass)
     }
 
     async fn step(
@@ -1143,9 +1298,12 @@ impl Projector {
         }
     }
 
-    /// The Lambda entry point: brings every projection up to the highest position the
-    /// batch's counter records name. On failure the first record is reported, so the event
-    /// source retries (what committed is not repeated).
+    /// The Lambda entry point for the counter's stream records: brings every projection up
+    /// to the highest position the batch's records name (see [`Projector::catch_up_all`]).
+    /// If a projection fails, the first record is reported, so the event source retries
+    /// (what committed is not repeated). One left behind, out of time or because the index
+    /// lags, does not fail the batch: retrying it could not do more than the scheduled
+    /// catch-up does, and Lambda's retries run out.
     pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
         let up_to = event
             .records
@@ -1158,29 +1316,65 @@ impl Projector {
         let Some(up_to) = up_to else {
             return Ok(DynamoDbEventResponse::default());
         };
-        let mut failed = None;
-        for projection in &self.projections {
-            // Boxed: the nested catch-up futures are otherwise too deep for the compiler to
-            // lay out inside the Lambda runtime's service future.
-            match Box::pin(self.catch_up(projection.as_ref(), Some(up_to))).await {
-                Ok(report) => tracing::info!(
-                    projection = projection.name(),
-                    up_to,
-                    applied = report.applied,
-                    rows = report.rows_written,
-                    parked = report.parked,
-                    "projected"
-                ),
-                Err(err) => {
-                    tracing::error!(projection = projection.name(), error = %err, "projection failed");
-                    failed = Some(err);
+        let pass = Box::pin(self.catch_up_all(Some(up_to))).await?;
+        match pass.failed.into_iter().next() {
+            None => Ok(DynamoDbEventResponse::default()),
+            Some((_, err)) => retry_batch(&event, err),
+        }
+    }
+
+    /// The scheduled catch-up (`infra/template.yaml`'s `CatchUp` schedule; locally a timer):
+    /// brings every projection towards the head whether or not new events arrive, so one
+    /// left behind reaches the head by itself once the index has caught up.
+    pub async fn handle_scheduled(&self) -> Result<Pass, StoreError> {
+        let pass = Box::pin(self.catch_up_all(None)).await?;
+        match pass.failed.first() {
+            None => Ok(pass),
+            Some((name, err)) => Err(StoreError::Unavailable {
+                message: format!("projection {name} failed: {err}"),
+                source: None,
+            }),
+        }
+    }
+
+    /// Whatever the Lambda function is invoked with: a batch of stream records (the
+    /// response to it is Lambda's partial batch response), or the scheduled event.
+    pub async fn invoke(&self, payload: Value) -> Result<Value, StoreError> {
+        if payload.get("Records").is_some() {
+            let event: Event = serde_json::from_value(payload)
+                .map_err(|e| StoreError::internal("decoding a DynamoDB stream event", e))?;
+            // Boxed, as the catch-ups inside: the Lambda runtime's service future must stay
+            // within the compiler's layout depth.
+            let response = Box::pin(self.handle(event)).await?;
+            return serde_json::to_value(response)
+                .map_err(|e| StoreError::internal("encoding the batch response", e));
+        }
+        if payload.get("source").and_then(Value::as_str) == Some("aws.events") {
+            Box::pin(self.handle_scheduled()).await?;
+            return Ok(Value::Null);
+        }
+        Err(StoreError::corrupt(
+            "the projector was invoked with neither stream records nor a scheduled event",
+        ))
+    }
+
+    /// Runs the projector locally as the deployed stack does, for as long as the process
+    /// lives: the counter's stream records through the local event source, and the
+    /// scheduled catch-up on a timer (every [`Projector::with_local_catch_up_every`]).
+    pub async fn run_locally(self) {
+        let every = self.local_catch_up_every;
+        let timer = {
+            let projector = self.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(err) = projector.handle_scheduled().await {
+                        tracing::warn!(error = %err, "scheduled catch-up failed");
+                    }
                 }
             }
-        }
-        let Some(err) = failed else {
-            return Ok(DynamoDbEventResponse::default());
         };
-        retry_batch(&event, err)
+        tokio::join!(run_locally(self, "projector"), timer);
     }
 
     /// The local event source that feeds this projector as the template's mapping does.
@@ -1196,6 +1390,58 @@ enum Commit {
     Lost,
     /// Too large for DynamoDB, with its reason.
     Refused(String),
+}
+
+/// One projection's catch-up in progress.
+struct Tracker<'a> {
+    projection: &'a dyn Projection,
+    pk: String,
+    target: u64,
+    report: ProjectReport,
+    /// Steps in a row lost to another projector.
+    lost_races: u32,
+    /// Reads in a row that found the next position not yet in the index.
+    lag_waits: u32,
+    /// Since when the index has lagged behind the checkpoint, in a round-robin catch-up.
+    lagging_since: Option<Instant>,
+    /// Events a step reads: halved while DynamoDB refuses the step's transaction as too
+    /// large, back to the full page after a commit.
+    limit: usize,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(projection: &'a dyn Projection, pk: String, target: u64) -> Self {
+        Self {
+            projection,
+            pk,
+            target,
+            report: ProjectReport::default(),
+            lost_races: 0,
+            lag_waits: 0,
+            lagging_since: None,
+            limit: EVENTS_PER_STEP,
+        }
+    }
+}
+
+/// What one step of a catch-up found.
+enum Advance {
+    AtTarget,
+    Moved,
+    /// The position after the checkpoint is not in the global index yet.
+    Lagging(u64),
+}
+
+fn index_lagging(position: u64) -> StoreError {
+    StoreError::Unavailable {
+        message: format!("position {position} is not visible in the global index yet"),
+        source: None,
+    }
+}
+
+/// Waits for a lagging index: 50 ms doubling.
+fn lag_backoff(waits: u32) -> Duration {
+    Duration::from_millis(50 << waits.min(5))
 }
 
 enum Step {
