@@ -205,6 +205,19 @@ fn row_key(name: &str, generation: u64, row: &RowId) -> (String, String) {
     (format!("{name}#{generation}#{}", row.key), item.to_owned())
 }
 
+/// Longest error text a parked entry keeps: a projection's error of any length must not
+/// make the parked item too large to write, which would leave the event stuck.
+const MAX_PARKED_ERROR_BYTES: usize = 4096;
+
+/// `message`, cut to [`MAX_PARKED_ERROR_BYTES`] at a character boundary.
+fn bounded(message: &str) -> &str {
+    let mut end = message.len().min(MAX_PARKED_ERROR_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
 /// A row as operators name it: `key`, or `key/item`.
 fn describe(row: &RowId) -> String {
     if row.item.is_empty() {
@@ -600,7 +613,7 @@ impl Projector {
                         row,
                         value.as_ref(),
                     )?;
-                    grown = grown - sizes.get(row).copied().unwrap_or(0) + size;
+                    grown = grown.saturating_sub(sizes.get(row).copied().unwrap_or(0)) + size;
                     new_sizes.push((row.clone(), size));
                 }
                 if let Some((row, size)) = new_sizes.iter().find(|(_, size)| *size > MAX_ITEM_BYTES)
@@ -958,7 +971,7 @@ impl Projector {
             .item("eventId", s(event.event_id.to_string()))
             .item("eventType", s(event.event_type.as_str()))
             .item("streamId", s(event.stream_id.as_str()))
-            .item("error", s(message))
+            .item("error", s(bounded(message)))
             .item("attempts", n(u64::from(read.failures) + 1))
             .build()
             .map_err(|e| StoreError::internal("building a Put", e))?;
@@ -1459,5 +1472,84 @@ impl crate::event_source::StreamConsumer for Projector {
 
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
         Projector::handle(self, event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_error_is_cut_to_its_limit_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(MAX_PARKED_ERROR_BYTES);
+        let cut = bounded(&long);
+        // "é" is two bytes: the limit falls between characters or on one's end.
+        assert_eq!(cut.len(), MAX_PARKED_ERROR_BYTES);
+        let odd = format!("x{long}");
+        assert_eq!(bounded(&odd).len(), MAX_PARKED_ERROR_BYTES - 1);
+    }
+
+    #[test]
+    fn only_size_and_length_validation_errors_are_refusals_for_size() {
+        use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+        use aws_sdk_dynamodb::types::CancellationReason;
+        let response = || {
+            HttpResponse::new(
+                400u16.try_into().unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            )
+        };
+        let validation = |message: &str| {
+            SdkError::service_error(
+                TransactWriteItemsError::generic(
+                    aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                        .code("ValidationException")
+                        .message(message)
+                        .build(),
+                ),
+                response(),
+            )
+        };
+        assert_eq!(
+            size_refusal(&validation(
+                "Item size has exceeded the maximum allowed size"
+            )),
+            Some("ValidationException: Item size has exceeded the maximum allowed size".into())
+        );
+        assert_eq!(
+            size_refusal(&validation(
+                "Member must have length less than or equal to 100"
+            )),
+            Some("ValidationException: Member must have length less than or equal to 100".into())
+        );
+        // The projector's own mistake is no reason to park an event.
+        assert_eq!(
+            size_refusal(&validation(
+                "Value provided in ExpressionAttributeNames unused in expressions"
+            )),
+            None
+        );
+        let cancelled = |code: &str| {
+            SdkError::service_error(
+                TransactWriteItemsError::TransactionCanceledException(
+                    TransactionCanceledException::builder()
+                        .cancellation_reasons(CancellationReason::builder().code("None").build())
+                        .cancellation_reasons(
+                            CancellationReason::builder()
+                                .code(code)
+                                .message("Item size has exceeded the maximum allowed size")
+                                .build(),
+                        )
+                        .build(),
+                ),
+                response(),
+            )
+        };
+        assert_eq!(
+            size_refusal(&cancelled("ValidationError")),
+            Some("ValidationError: Item size has exceeded the maximum allowed size".into())
+        );
+        assert_eq!(size_refusal(&cancelled("ConditionalCheckFailed")), None);
     }
 }
