@@ -1085,3 +1085,35 @@ async fn locally_a_projection_the_lagging_index_left_behind_reaches_the_head_wit
         json!({"balance": 7, "transactionCount": 2, "isOpen": true})
     );
 }
+
+#[tokio::test]
+async fn events_parked_before_generations_had_lists_are_listed_with_generation_1_only() {
+    let t = TestStore::new().await;
+    t.append_sequenced("Feed-1", vec![event("Fine", "{}")])
+        .await;
+    let p = t.projector(vec![Arc::new(Digesting)]).await;
+    // An entry as earlier versions parked it.
+    t.client
+        .put_item()
+        .table_name(format!("{}-checkpoints", t.table))
+        .item("PK", AttributeValue::S("PARKED#counting".into()))
+        .item("SK", AttributeValue::S(format!("{:020}", 7)))
+        .item("eventId", AttributeValue::S("e-7".into()))
+        .item("error", AttributeValue::S("old failure".into()))
+        .send()
+        .await
+        .unwrap();
+    let listed = |parked: Vec<eventstore_dynamodb::projector::Parked>| {
+        parked
+            .into_iter()
+            .map(|p| (p.position, p.event_id, p.error))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(p.parked("counting").await.unwrap()),
+        vec![(7, "e-7".to_owned(), "old failure".to_owned())]
+    );
+    p.catch_up(&Digesting, None).await.unwrap();
+    p.rebuild(&Digesting, |_, _| {}).await.unwrap();
+    assert_eq!(listed(p.parked("counting").await.unwrap()), vec![]);
+}
