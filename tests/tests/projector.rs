@@ -1117,3 +1117,16 @@ async fn events_parked_before_generations_had_lists_are_listed_with_generation_1
     p.rebuild(&Digesting, |_, _| {}).await.unwrap();
     assert_eq!(listed(p.parked("counting").await.unwrap()), vec![]);
 }
+
+#[tokio::test]
+async fn a_projection_never_run_live_is_rebuilt_into_generation_2() {
+    let t = TestStore::new().await;
+    opened_and_deposited(&t).await;
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
+    let rebuilt = p.rebuild(&AccountBalances, |_, _| {}).await.unwrap();
+    assert_eq!(
+        (rebuilt.generation, rebuilt.position, rebuilt.parked),
+        (2, 3, 0)
+    );
+    assert_s1_s2(&t, &p).await;
+}
