@@ -233,6 +233,343 @@ impl Intercept for CancelTransactions {
     }
 }
 
+/// Enforces DynamoDB's limits on `TransactWriteItems` that moto does not: at most
+/// `max_actions` actions, no item over `item_bytes`, items totalling at most
+/// `transaction_bytes` (real DynamoDB: 100, 400 KB, 4 MB). A refused transaction is not
+/// sent (it becomes a harmless `ListTables`), and its answer is DynamoDB's documented one:
+/// too many actions or too many bytes, HTTP 400 `ValidationException`; one item too large,
+/// `TransactionCanceledException` with a `ValidationError` reason on that item.
+///
+/// Sizes are counted as DynamoDB documents them: each attribute's name plus its value
+/// (string bytes; about one byte per two digits of a number), the key only for an update,
+/// delete or check.
+#[derive(Debug, Clone)]
+pub struct DynamoDbLimits {
+    max_actions: usize,
+    item_bytes: usize,
+    transaction_bytes: usize,
+    refused: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Marks an attempt [`DynamoDbLimits`] refused: the answer to give.
+#[derive(Debug, Clone)]
+struct RefusedAttempt(u16, String);
+
+impl aws_smithy_types::config_bag::Storable for RefusedAttempt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl DynamoDbLimits {
+    /// Real DynamoDB's limits.
+    pub fn aws() -> Self {
+        Self {
+            max_actions: 100,
+            item_bytes: 400 * 1024,
+            transaction_bytes: 4 * 1024 * 1024,
+            refused: Arc::default(),
+        }
+    }
+
+    /// A smaller transaction limit: DynamoDB counting more bytes than a writer estimated.
+    pub fn with_transaction_bytes(mut self, bytes: usize) -> Self {
+        self.transaction_bytes = bytes;
+        self
+    }
+
+    /// How many transactions were refused so far.
+    pub fn refused(&self) -> u32 {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn value_bytes(value: &serde_json::Value) -> usize {
+        use serde_json::Value as J;
+        let Some(obj) = value.as_object() else {
+            return 0;
+        };
+        obj.iter()
+            .map(|(kind, v)| match (kind.as_str(), v) {
+                ("S", J::String(s)) => s.len(),
+                ("N", J::String(n)) => n.len().div_ceil(2) + 1,
+                ("B", J::String(b)) => b.len() * 3 / 4,
+                ("BOOL" | "NULL", _) => 1,
+                ("M", J::Object(m)) => {
+                    3 + m
+                        .iter()
+                        .map(|(k, v)| k.len() + Self::value_bytes(v) + 1)
+                        .sum::<usize>()
+                }
+                ("L", J::Array(l)) => 3 + l.iter().map(|v| Self::value_bytes(v) + 1).sum::<usize>(),
+                (_, J::Array(l)) => l
+                    .iter()
+                    .map(|v| v.as_str().map_or(0, str::len))
+                    .sum::<usize>(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn item_bytes(item: &serde_json::Value) -> usize {
+        item.as_object().map_or(0, |attrs| {
+            attrs
+                .iter()
+                .map(|(name, v)| name.len() + Self::value_bytes(v))
+                .sum()
+        })
+    }
+
+    /// The answer DynamoDB gives to `request`, if it refuses it.
+    fn refusal(&self, request: &serde_json::Value) -> Option<(u16, String)> {
+        let actions = request["TransactItems"].as_array()?;
+        if actions.len() > self.max_actions {
+            return Some((400, serde_json::json!({
+                "__type": "com.amazon.coral.validate#ValidationException",
+                "message": format!("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {}", self.max_actions),
+            }).to_string()));
+        }
+        let sizes: Vec<usize> = actions
+            .iter()
+            .map(|a| {
+                if let Some(put) = a.get("Put") {
+                    Self::item_bytes(&put["Item"])
+                } else {
+                    ["Update", "Delete", "ConditionCheck"]
+                        .iter()
+                        .find_map(|k| a.get(*k))
+                        .map_or(0, |op| Self::item_bytes(&op["Key"]))
+                }
+            })
+            .collect();
+        if let Some(big) = sizes.iter().position(|s| *s > self.item_bytes) {
+            let reasons: Vec<serde_json::Value> = (0..sizes.len())
+                .map(|i| {
+                    if i == big {
+                        serde_json::json!({"Code": "ValidationError", "Message": "Item size has exceeded the maximum allowed size"})
+                    } else {
+                        serde_json::json!({"Code": "None"})
+                    }
+                })
+                .collect();
+            let codes: Vec<&str> = (0..sizes.len())
+                .map(|i| if i == big { "ValidationError" } else { "None" })
+                .collect();
+            return Some((400, serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{}]", codes.join(", ")),
+                "CancellationReasons": reasons,
+            }).to_string()));
+        }
+        if sizes.iter().sum::<usize>() > self.transaction_bytes {
+            return Some((
+                400,
+                serde_json::json!({
+                    "__type": "com.amazon.coral.validate#ValidationException",
+                    "message": "Item size has exceeded the maximum allowed size",
+                })
+                .to_string(),
+            ));
+        }
+        None
+    }
+}
+
+impl Intercept for DynamoDbLimits {
+    fn name(&self) -> &'static str {
+        "DynamoDbLimits"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let transaction = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "TransactWriteItems");
+        if !transaction {
+            return Ok(());
+        }
+        let Some(request) = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        let Some((status, body)) = self.refusal(&request) else {
+            return Ok(());
+        };
+        let request = context.request_mut();
+        request
+            .headers_mut()
+            .insert("x-amz-target", "DynamoDB_20120810.ListTables");
+        request.headers_mut().insert("content-length", "2");
+        *request.body_mut() = aws_smithy_types::body::SdkBody::from("{}");
+        cfg.interceptor_state()
+            .store_put(RefusedAttempt(status, body));
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(RefusedAttempt(status, body)) = cfg.load::<RefusedAttempt>().cloned() else {
+            return Ok(());
+        };
+        // One mark per attempt: a retry decides afresh.
+        cfg.interceptor_state().unset::<RefusedAttempt>();
+        let response = context.response_mut();
+        *response.status_mut() = status.try_into()?;
+        response
+            .headers_mut()
+            .insert("content-length", body.len().to_string());
+        // The checksum was of the answer replaced.
+        response.headers_mut().remove("x-amz-crc32");
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        Ok(())
+    }
+}
+
+/// Makes the `GlobalOrder` index lag while switched on: every Query of it answers no
+/// items, as DynamoDB's index does before it has caught up with the table (GSIs are
+/// eventually consistent; moto's never lag). The Query itself runs, only its answer is
+/// replaced.
+#[derive(Debug, Clone, Default)]
+pub struct LaggingIndex {
+    lagging: Arc<std::sync::atomic::AtomicBool>,
+    hidden: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Marks an attempt whose answer [`LaggingIndex`] replaces.
+#[derive(Debug, Clone, Copy)]
+struct HiddenAttempt;
+
+impl aws_smithy_types::config_bag::Storable for HiddenAttempt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl LaggingIndex {
+    pub fn lag(&self) {
+        self.lagging
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn catch_up(&self) {
+        self.lagging
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many index reads answered nothing so far.
+    pub fn hidden(&self) -> u32 {
+        self.hidden.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Intercept for LaggingIndex {
+    fn name(&self) -> &'static str {
+        "LaggingIndex"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use std::sync::atomic::Ordering;
+        let query = cfg.load::<Metadata>().is_some_and(|m| m.name() == "Query");
+        if !query || !self.lagging.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let global_order = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .is_some_and(|r| r["IndexName"] == keys::GLOBAL_ORDER_INDEX);
+        if global_order {
+            cfg.interceptor_state().store_put(HiddenAttempt);
+            self.hidden.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<HiddenAttempt>().is_none() {
+            return Ok(());
+        }
+        cfg.interceptor_state().unset::<HiddenAttempt>();
+        let body = r#"{"Count":0,"Items":[],"ScannedCount":0}"#;
+        let response = context.response_mut();
+        if response.status().as_u16() == 200 {
+            response
+                .headers_mut()
+                .insert("content-length", body.len().to_string());
+            response.headers_mut().remove("x-amz-crc32");
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(body);
+        }
+        Ok(())
+    }
+}
+
+/// A batch of the counter item's stream records, as Lambda delivers them to the projector:
+/// one record per value of `last`.
+pub fn counter_records(lasts: &[u64]) -> aws_lambda_events::event::dynamodb::Event {
+    let records: Vec<serde_json::Value> = lasts
+        .iter()
+        .enumerate()
+        .map(|(i, last)| {
+            serde_json::json!({
+                "eventID": format!("{i}"),
+                "eventName": if i == 0 { "INSERT" } else { "MODIFY" },
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "Keys": {"PK": {"S": "COUNTER#ALL"}, "SK": {"S": "COUNTER"}},
+                    "NewImage": {"PK": {"S": "COUNTER#ALL"}, "SK": {"S": "COUNTER"},
+                                 "last": {"N": last.to_string()}},
+                    "SequenceNumber": format!("{:028}", 1000 + i),
+                    "SizeBytes": 72,
+                    "StreamViewType": "NEW_IMAGE"
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-23T00:00:00.000"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+/// The event the projector's EventBridge schedule delivers (`infra/template.yaml`).
+pub fn scheduled_event() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T20:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/projector-catch-up"],
+        "detail": {}
+    })
+}
+
 /// A store over a new, empty events table.
 pub struct TestStore {
     pub store: EventStore<DynamoEventLog>,

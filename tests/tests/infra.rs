@@ -255,6 +255,10 @@ fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() 
     assert_eq!(p["ParallelizationFactor"], Value::from(1));
     assert_eq!(p["MaximumRetryAttempts"], Value::from(10));
     assert_eq!(text(&p["DestinationConfig"]["OnFailure"]["Type"]), "SQS");
+    // The scheduled catch-up that brings a projection left behind to the head.
+    let schedule = &function["Properties"]["Events"]["CatchUp"];
+    assert_eq!(text(&schedule["Type"]), "Schedule");
+    assert_eq!(text(&schedule["Properties"]["Schedule"]), "rate(1 minute)");
     // The projection tables have the key schema the local set-up creates.
     for table in ["ProjectionsTable", "CheckpointsTable"] {
         let props = &t["Resources"][table]["Properties"];

@@ -70,10 +70,28 @@ impl Projection for AccountBalances {
                     event.event_type
                 ))
             }
-            "MoneyDeposited" => json!({"balance": balance + amount(event, "amount")?,
-                "transactionCount": count + 1, "lastActivity": at, "isOpen": true}),
-            "MoneyWithdrawn" => json!({"balance": balance - amount(event, "amount")?,
-                "transactionCount": count + 1, "lastActivity": at, "isOpen": true}),
+            // Checked: an overflow would panic in a debug build (taking the local projector
+            // down) and wrap silently in release; refused, the event is parked instead.
+            "MoneyDeposited" | "MoneyWithdrawn" => {
+                let amount = amount(event, "amount")?;
+                let next = if event.event_type.as_str() == "MoneyDeposited" {
+                    balance.checked_add(amount)
+                } else {
+                    balance.checked_sub(amount)
+                };
+                let overflow = || {
+                    format!(
+                        "{} of {amount} on account {id} would overflow its balance of {balance}",
+                        event.event_type
+                    )
+                };
+                let next = next.ok_or_else(overflow)?;
+                let count = count.checked_add(1).ok_or_else(|| {
+                    format!("account {id} has had more transactions than can be counted")
+                })?;
+                json!({"balance": next, "transactionCount": count, "lastActivity": at,
+                       "isOpen": true})
+            }
             "AccountClosed" => json!({"balance": balance, "transactionCount": count,
                 "lastActivity": at, "isOpen": false}),
             _ => return Ok(()),
@@ -124,4 +142,117 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(AccountBalances),
         std::sync::Arc::new(CategoryStreams),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventData, Metadata, StreamId, Timestamp};
+
+    fn recorded(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
+        RecordedEvent {
+            event_id: uuid::Uuid::nil(),
+            stream_id: StreamId::parse(stream, "streamId").unwrap(),
+            version: 1,
+            event_type: EventType::parse(event_type, "eventType").unwrap(),
+            schema_version: 1,
+            data: EventData::from_json(data.to_owned(), "data").unwrap(),
+            metadata: Metadata::empty(),
+            created_at: Timestamp::now(),
+            global_position: Some(1),
+        }
+    }
+
+    /// The account row `a` with `balance`, as loaded before an event.
+    fn account_with(balance: i64) -> Rows {
+        Rows::loaded([(
+            RowId::single("a"),
+            Some(json!({"balance": balance, "transactionCount": 1,
+                        "lastActivity": "2026-01-01T00:00:00Z", "isOpen": true})),
+        )])
+    }
+
+    #[test]
+    fn a_deposit_that_would_overflow_the_balance_is_refused_and_changes_nothing() {
+        let mut rows = account_with(i64::MAX - 1);
+        let before = rows.clone();
+        let result = AccountBalances.apply(
+            &recorded("Account-a", "MoneyDeposited", r#"{"amount":2}"#),
+            &mut rows,
+        );
+        assert_eq!(
+            result,
+            Err(format!(
+                "MoneyDeposited of 2 on account a would overflow its balance of {}",
+                i64::MAX - 1
+            ))
+        );
+        assert_eq!(rows, before);
+    }
+
+    #[test]
+    fn a_withdrawal_that_would_overflow_the_balance_is_refused_and_changes_nothing() {
+        let mut rows = account_with(i64::MIN + 1);
+        let before = rows.clone();
+        let result = AccountBalances.apply(
+            &recorded("Account-a", "MoneyWithdrawn", r#"{"amount":2}"#),
+            &mut rows,
+        );
+        assert_eq!(
+            result,
+            Err(format!(
+                "MoneyWithdrawn of 2 on account a would overflow its balance of {}",
+                i64::MIN + 1
+            ))
+        );
+        assert_eq!(rows, before);
+    }
+
+    #[test]
+    fn a_withdrawal_of_the_most_negative_amount_is_refused() {
+        // `balance - i64::MIN` overflows for every balance >= 0.
+        let mut rows = account_with(0);
+        let result = AccountBalances.apply(
+            &recorded(
+                "Account-a",
+                "MoneyWithdrawn",
+                &format!(r#"{{"amount":{}}}"#, i64::MIN),
+            ),
+            &mut rows,
+        );
+        assert_eq!(
+            result,
+            Err(format!(
+                "MoneyWithdrawn of {} on account a would overflow its balance of 0",
+                i64::MIN
+            ))
+        );
+    }
+
+    #[test]
+    fn amounts_up_to_the_limits_are_applied_exactly() {
+        let mut rows = account_with(i64::MAX - 2);
+        AccountBalances
+            .apply(
+                &recorded("Account-a", "MoneyDeposited", r#"{"amount":2}"#),
+                &mut rows,
+            )
+            .unwrap();
+        let row = rows.get(&RowId::single("a")).unwrap();
+        assert_eq!(
+            (row["balance"].clone(), row["transactionCount"].clone()),
+            (json!(i64::MAX), json!(2))
+        );
+        let mut rows = account_with(i64::MIN + 2);
+        AccountBalances
+            .apply(
+                &recorded("Account-a", "MoneyWithdrawn", r#"{"amount":2}"#),
+                &mut rows,
+            )
+            .unwrap();
+        assert_eq!(
+            rows.get(&RowId::single("a")).unwrap()["balance"],
+            json!(i64::MIN)
+        );
+    }
 }

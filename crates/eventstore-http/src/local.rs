@@ -141,7 +141,8 @@ pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
 }
 
 /// Runs the projections as the deployed stack does: a local poller of the counter item's
-/// stream records feeds the same handler the `projector` function runs.
+/// stream records feeds the same handler the `projector` function runs, and a timer runs
+/// the scheduled catch-up (see `Projector::run_locally`).
 pub fn spawn_projector(projector: Projector) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run_locally(projector, "projector"))
+    tokio::spawn(projector.run_locally())
 }

@@ -1,8 +1,8 @@
 //! Lambda function `projector`: wiring only. It is fed by the records of the sequencer's
-//! counter item (see `infra/template.yaml`); the work is `eventstore_dynamodb::Projector`.
+//! counter item, and invoked every minute by a schedule (see `infra/template.yaml`); the
+//! work is `eventstore_dynamodb::Projector`.
 #![forbid(unsafe_code)]
 
-use aws_lambda_events::event::dynamodb::Event;
 use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Projector};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -16,9 +16,12 @@ async fn main() -> Result<(), Error> {
         eventstore_core::builtin::all(),
     );
     let projector = &projector;
-    run(service_fn(move |event: LambdaEvent<Event>| async move {
-        // An error fails the whole batch, and the event source retries it.
-        projector.handle(event.payload).await.map_err(Error::from)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // Stream records or the scheduled event. An error fails the whole batch, and the
+            // event source retries it (the schedule simply comes again).
+            projector.invoke(event.payload).await.map_err(Error::from)
+        },
+    ))
     .await
 }
