@@ -365,3 +365,62 @@ async fn the_sequencer_function_answers_a_stream_batch_and_a_sweep() {
     let answer = sequencer.invoke(now).await.unwrap();
     assert_eq!(answer, serde_json::json!({"appends": 1, "events": 2}));
 }
+
+/// The projector meets the same throttled transactions: it backs off and resends, and if
+/// throttling persists it reports `Unavailable` (its trigger retries) with its checkpoint
+/// where it was; once DynamoDB recovers it catches up.
+#[tokio::test]
+async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
+    use eventstore_core::builtin::AccountBalances;
+    use eventstore_dynamodb::{ProjectionTables, Projector};
+    let t = TestStore::new().await;
+    t.append_sequenced(
+        "Account-t1",
+        vec![
+            eventstore_tests::event("AccountOpened", r#"{"initialDeposit":5}"#),
+            eventstore_tests::event("MoneyDeposited", r#"{"amount":7}"#),
+        ],
+    )
+    .await;
+    let reference = t.projector(eventstore_core::builtin::all()).await;
+    let tables = ProjectionTables {
+        rows: format!("{}-rows", t.table),
+        checkpoints: format!("{}-checkpoints", t.table),
+    };
+    let fault = CancelTransactions::always("ThrottlingError");
+    let throttled = TestStore::with_fault(fault.clone()).await;
+    let projector = Projector::new(
+        DynamoEventLog::new(throttled.client.clone(), &t.table),
+        tables,
+        eventstore_core::builtin::all(),
+    );
+    let err = projector.catch_up(&AccountBalances, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert_eq!(fault.cancelled(), 5, "each throttled commit is resent after a pause");
+    assert_eq!(
+        reference.checkpoint("account-balances").await.unwrap().position,
+        0
+    );
+
+    let brief = CancelTransactions::next(2, "ProvisionedThroughputExceeded");
+    let flaky = TestStore::with_fault(brief.clone()).await;
+    let projector = Projector::new(
+        DynamoEventLog::new(flaky.client.clone(), &t.table),
+        ProjectionTables {
+            rows: format!("{}-rows", t.table),
+            checkpoints: format!("{}-checkpoints", t.table),
+        },
+        eventstore_core::builtin::all(),
+    );
+    projector.catch_up(&AccountBalances, None).await.unwrap();
+    assert_eq!(brief.cancelled(), 2);
+    assert_eq!(
+        reference.checkpoint("account-balances").await.unwrap().position,
+        2
+    );
+    let (rows, _) = reference
+        .rows("account-balances", "t1", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].1["balance"], serde_json::json!(12));
+}
