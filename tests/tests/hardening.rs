@@ -394,11 +394,22 @@ async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
         tables,
         eventstore_core::builtin::all(),
     );
-    let err = projector.catch_up(&AccountBalances, None).await.unwrap_err();
+    let err = projector
+        .catch_up(&AccountBalances, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-    assert_eq!(fault.cancelled(), 5, "each throttled commit is resent after a pause");
     assert_eq!(
-        reference.checkpoint("account-balances").await.unwrap().position,
+        fault.cancelled(),
+        5,
+        "each throttled commit is resent after a pause"
+    );
+    assert_eq!(
+        reference
+            .checkpoint("account-balances")
+            .await
+            .unwrap()
+            .position,
         0
     );
 
@@ -415,7 +426,11 @@ async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
     projector.catch_up(&AccountBalances, None).await.unwrap();
     assert_eq!(brief.cancelled(), 2);
     assert_eq!(
-        reference.checkpoint("account-balances").await.unwrap().position,
+        reference
+            .checkpoint("account-balances")
+            .await
+            .unwrap()
+            .position,
         2
     );
     let (rows, _) = reference

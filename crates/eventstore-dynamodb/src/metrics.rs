@@ -110,6 +110,31 @@ pub const STRANDED_APPENDS: Metric = metric(
     "appends the sweep sequenced because the stream path had not within a minute",
 );
 
+pub const EVENTS_APPLIED: Metric = metric(
+    "EventsApplied",
+    Unit::Count,
+    &["Projection"],
+    "events a projection applied (parked ones included)",
+);
+pub const EVENTS_PARKED: Metric = metric(
+    "EventsParked",
+    Unit::Count,
+    &["Projection"],
+    "events a projection parked after refusing them 3 times",
+);
+pub const PROJECTION_LAG: Metric = metric(
+    "ProjectionLag",
+    Unit::Count,
+    &["Projection"],
+    "positions between a projection's checkpoint and the head, each minute",
+);
+pub const PROJECTION_FAILURES: Metric = metric(
+    "ProjectionFailures",
+    Unit::Count,
+    &["Projection"],
+    "catch-ups of a projection that failed (retried by the next trigger)",
+);
+
 /// Every metric, in the README's order.
 pub const ALL: &[&Metric] = &[
     &EVENTS_APPENDED,
@@ -121,6 +146,10 @@ pub const ALL: &[&Metric] = &[
     &LOST_ROUNDS,
     &SEQUENCING_FAILURES,
     &STRANDED_APPENDS,
+    &EVENTS_APPLIED,
+    &EVENTS_PARKED,
+    &PROJECTION_LAG,
+    &PROJECTION_FAILURES,
 ];
 
 /// Values measured together, emitted as one EMF line.

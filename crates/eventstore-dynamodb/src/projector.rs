@@ -54,6 +54,7 @@ use crate::keys;
 use crate::log::{
     batch_get_consistent, conflict_backoff, get_consistent, transact_conditionally, DynamoEventLog,
 };
+use crate::metrics::{self, Metrics};
 
 /// Failed attempts at one event before it is parked.
 pub const POISON_ATTEMPTS: u32 = 3;
@@ -117,6 +118,21 @@ pub struct Pass {
     pub behind: Vec<String>,
     /// Projections that failed, with their errors.
     pub failed: Vec<(String, StoreError)>,
+}
+
+/// A pass's metrics, one EMF line per projection.
+fn emit_pass_metrics(pass: &Pass) {
+    for (name, report) in &pass.reports {
+        let mut m = Metrics::new().dimension("Projection", name.as_str());
+        m.put(&metrics::EVENTS_APPLIED, report.applied as f64)
+            .put(&metrics::EVENTS_PARKED, report.parked as f64);
+        m.emit();
+    }
+    for (name, _) in &pass.failed {
+        let mut m = Metrics::new().dimension("Projection", name.as_str());
+        m.put(&metrics::PROJECTION_FAILURES, 1.0);
+        m.emit();
+    }
 }
 
 /// A parked event, as operators see it.
@@ -1330,6 +1346,7 @@ impl Projector {
             return Ok(DynamoDbEventResponse::default());
         };
         let pass = Box::pin(self.catch_up_all(Some(up_to))).await?;
+        emit_pass_metrics(&pass);
         match pass.failed.into_iter().next() {
             None => Ok(DynamoDbEventResponse::default()),
             Some((_, err)) => retry_batch(&event, err),
@@ -1341,6 +1358,18 @@ impl Projector {
     /// left behind reaches the head by itself once the index has caught up.
     pub async fn handle_scheduled(&self) -> Result<Pass, StoreError> {
         let pass = Box::pin(self.catch_up_all(None)).await?;
+        emit_pass_metrics(&pass);
+        // Once a minute, each projection's distance from the head: what the lag alarm
+        // watches (one consistent read per projection).
+        for projection in &self.projections {
+            let position = self.checkpoint(projection.name()).await?.position;
+            let mut lag = Metrics::new().dimension("Projection", projection.name());
+            lag.put(
+                &metrics::PROJECTION_LAG,
+                pass.target.saturating_sub(position) as f64,
+            );
+            lag.emit();
+        }
         match pass.failed.first() {
             None => Ok(pass),
             Some((name, err)) => Err(StoreError::Unavailable {
