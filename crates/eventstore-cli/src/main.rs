@@ -60,6 +60,17 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         older_than: u64,
     },
+    /// Every projection's checkpoint, generation, lag behind the head and parked count.
+    Projections {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The events a projection parked in its live generation, with their errors.
+    Parked {
+        projection: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Shows a stream: its category and version, then its events.
     Stream {
         id: String,
@@ -101,6 +112,52 @@ fn event_line(e: &RecordedEvent) -> String {
 
 fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
+}
+
+async fn projections(projector: &Projector, json: bool) -> Result<(), String> {
+    let head = projector.head().await.map_err(|e| e.to_string())?;
+    for projection in projector.projections() {
+        let name = projection.name();
+        let c = projector
+            .checkpoint(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lag = head.saturating_sub(c.position);
+        if json {
+            println!(
+                "{}",
+                json_line(&serde_json::json!({
+                    "name": name, "checkpoint": c.position, "head": head, "lag": lag,
+                    "parked": c.parked, "generation": c.generation,
+                }))?
+            );
+        } else {
+            println!(
+                "{name}: checkpoint {} of head {head} (lag {lag}), generation {}, {} parked",
+                c.position, c.generation, c.parked
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn parked(projector: &Projector, name: &str, json: bool) -> Result<(), String> {
+    if projector.projection(name).is_none() {
+        return Err(format!("no projection {name}"));
+    }
+    for p in projector.parked(name).await.map_err(|e| e.to_string())? {
+        if json {
+            println!(
+                "{}",
+                json_line(&serde_json::json!({
+                    "position": p.position, "eventId": p.event_id, "error": p.error,
+                }))?
+            );
+        } else {
+            println!("#{} {}: {}", p.position, p.event_id, p.error);
+        }
+    }
+    Ok(())
 }
 
 async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
@@ -300,6 +357,22 @@ async fn main() -> ExitCode {
                 eventstore_core::builtin::all(),
             );
             rebuild(&projector, &projection).await
+        }
+        Command::Projections { json } => {
+            let projector = Projector::new(
+                log,
+                config.projection_tables,
+                eventstore_core::builtin::all(),
+            );
+            projections(&projector, json).await
+        }
+        Command::Parked { projection, json } => {
+            let projector = Projector::new(
+                log,
+                config.projection_tables,
+                eventstore_core::builtin::all(),
+            );
+            parked(&projector, &projection, json).await
         }
     };
     match result {

@@ -196,3 +196,47 @@ async fn sweep_sequences_appends_the_stream_path_missed() {
     assert_eq!(stdout, "swept 2 unsequenced appends: 5 events sequenced\n");
     assert_dense_and_in_stream_order(&t.positions().await);
 }
+
+#[tokio::test]
+async fn projections_and_parked_show_checkpoints_lag_and_parked_events() {
+    let t = TestStore::new().await;
+    // A deposit to an account never opened: account-balances parks it.
+    t.append_sequenced(
+        "Account-nobody",
+        vec![event("MoneyDeposited", r#"{"amount":7}"#)],
+    )
+    .await;
+    let projector = t.projector(eventstore_core::builtin::all()).await;
+    // Refused on three triggers, then parked.
+    for _ in 0..3 {
+        projector.catch_up_all(None).await.unwrap();
+    }
+    t.append_sequenced("Order-1", vec![event("Placed", "{}")])
+        .await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+            .args(["--table", &t.table])
+            .args(args)
+            .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
+            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, stdout) = cli(&["projections"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(
+        stdout,
+        "account-balances: checkpoint 1 of head 2 (lag 1), generation 1, 1 parked\ncategory-streams: checkpoint 1 of head 2 (lag 1), generation 1, 0 parked\n"
+    );
+    let (ok, stdout) = cli(&["parked", "account-balances", "--json"]);
+    assert!(ok, "{stdout}");
+    let parked: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(parked["position"], 1);
+    assert!(!parked["error"].as_str().unwrap().is_empty(), "{parked}");
+    let (ok, _) = cli(&["parked", "nothing"]);
+    assert!(!ok);
+}
