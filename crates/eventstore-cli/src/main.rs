@@ -166,8 +166,8 @@ async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "swept {} unsequenced appends: {} events sequenced",
-        report.appends, report.events
+        "swept {} streams with unsequenced appends: {} events sequenced",
+        report.streams, report.events
     );
     Ok(())
 }

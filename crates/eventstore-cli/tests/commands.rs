@@ -190,10 +190,16 @@ async fn sweep_sequences_appends_the_stream_path_missed() {
     append(&t, "Cart", 2).await;
     let (ok, stdout) = run(&t.table, &["sweep", "--older-than", "3600"]);
     assert!(ok, "{stdout}");
-    assert_eq!(stdout, "swept 0 unsequenced appends: 0 events sequenced\n");
+    assert_eq!(
+        stdout,
+        "swept 0 streams with unsequenced appends: 0 events sequenced\n"
+    );
     let (ok, stdout) = run(&t.table, &["sweep"]);
     assert!(ok, "{stdout}");
-    assert_eq!(stdout, "swept 2 unsequenced appends: 5 events sequenced\n");
+    assert_eq!(
+        stdout,
+        "swept 2 streams with unsequenced appends: 5 events sequenced\n"
+    );
     assert_dense_and_in_stream_order(&t.positions().await);
 }
 

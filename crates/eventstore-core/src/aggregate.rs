@@ -375,7 +375,10 @@ where
                     retries: attempt,
                 });
             }
-            match self.save(id, loaded.version, &events, context).await {
+            match self
+                .append_decided(&stream, loaded.version, &events, context)
+                .await
+            {
                 Ok(outcome) => {
                     let mut state = loaded.state;
                     for event in &events {
@@ -435,6 +438,10 @@ where
     /// (the version the events were decided on), with the context's ids in their metadata.
     /// For apps that load and decide themselves; [`Repository::execute`] does all three and
     /// retries on conflicts.
+    ///
+    /// With an idempotency key, a command whose earlier attempt is among the last
+    /// [`IDEMPOTENCY_WINDOW`] events up to `loaded_version` is not appended again: the
+    /// outcome names the stored events, with `created: false`.
     pub async fn save(
         &self,
         id: &str,
@@ -443,6 +450,32 @@ where
         context: &CommandContext,
     ) -> Result<AppendOutcome, SaveError> {
         let stream = Self::stream_id(id)?;
+        if let Some((last, event_ids)) = self
+            .earlier_attempt(&stream, loaded_version, context)
+            .await?
+        {
+            return Ok(AppendOutcome {
+                stream_id: stream,
+                from_version: last + 1 - event_ids.len() as u64,
+                to_version: last,
+                event_ids,
+                created: false,
+            });
+        }
+        self.append_decided(&stream, loaded_version, events, context)
+            .await
+    }
+
+    /// The append of `save`, for a decision made on a load that was already checked for an
+    /// earlier attempt.
+    async fn append_decided(
+        &self,
+        stream: &StreamId,
+        loaded_version: u64,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<AppendOutcome, SaveError> {
+        let stream = stream.clone();
         let batch = self.batch(&stream, events, context)?;
         let expected = ExpectedVersion::Exact(loaded_version);
         match self.store.append(&stream, expected, &batch).await {

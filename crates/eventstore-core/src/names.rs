@@ -10,6 +10,22 @@ pub struct StreamId(String);
 impl StreamId {
     /// Validates `raw`; `field` names it in the error (e.g. `streamId`).
     pub fn parse(raw: &str, field: &str) -> Result<Self, ValidationError> {
+        let id = Self::stored(raw, field)?;
+        // The category is the part before the first '-': it must not be empty, since it is
+        // a key of the category index (and a name that can be read back by category).
+        if raw.starts_with('-') {
+            return Err(ValidationError::new(
+                field,
+                "must not start with '-' (its category, the part before the first '-', would be empty)",
+            ));
+        }
+        Ok(id)
+    }
+
+    /// A stream id read back from storage, checked by the rules it was written under:
+    /// those of [`StreamId::parse`] except the leading `-`, which earlier versions
+    /// accepted, so that such streams stay readable and sequenceable.
+    pub fn stored(raw: &str, field: &str) -> Result<Self, ValidationError> {
         if raw.is_empty() {
             return Err(ValidationError::new(field, "must not be empty"));
         }
@@ -32,14 +48,6 @@ impl StreamId {
             return Err(ValidationError::new(
                 field,
                 "must not start with '$' (reserved for the store)",
-            ));
-        }
-        // The category is the part before the first '-': it must not be empty, since it is
-        // a key of the category index (and a name that can be read back by category).
-        if raw.starts_with('-') {
-            return Err(ValidationError::new(
-                field,
-                "must not start with '-' (its category, the part before the first '-', would be empty)",
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -171,6 +179,8 @@ mod tests {
         assert_eq!(id("Order-abc-123").as_str(), "Order");
         assert_eq!(id("Order").as_str(), "Order");
         assert_eq!(id("x-").as_str(), "x");
+        let stored = StreamId::stored("-x", "s").unwrap();
+        assert_eq!(stored.category().as_str(), "");
     }
 
     #[test]

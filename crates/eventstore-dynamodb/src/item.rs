@@ -125,7 +125,7 @@ pub(crate) fn decode_item(item: EventItem) -> Result<RecordedEvent, StoreError> 
     let bad = |what: &str| StoreError::corrupt(format!("stored event {}: bad {what}", item.sk));
     Ok(RecordedEvent {
         event_id: Uuid::parse_str(&item.event_id).map_err(|_| bad("eventId"))?,
-        stream_id: StreamId::parse(&item.stream_id, "streamId").map_err(|_| bad("streamId"))?,
+        stream_id: StreamId::stored(&item.stream_id, "streamId").map_err(|_| bad("streamId"))?,
         version: item.version,
         event_type: EventType::parse(&item.event_type, "eventType")
             .map_err(|_| bad("eventType"))?,

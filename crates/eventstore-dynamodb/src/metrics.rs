@@ -103,11 +103,11 @@ pub const SEQUENCING_FAILURES: Metric = metric(
     &[],
     "stream batches the sequencer failed (the event source retries them)",
 );
-pub const STRANDED_APPENDS: Metric = metric(
-    "StrandedAppends",
+pub const STRANDED_STREAMS: Metric = metric(
+    "StrandedStreams",
     Unit::Count,
     &[],
-    "appends the sweep sequenced because the stream path had not within a minute",
+    "streams whose appends the sweep sequenced because the stream path had not within a minute",
 );
 
 pub const EVENTS_APPLIED: Metric = metric(
@@ -145,7 +145,7 @@ pub const ALL: &[&Metric] = &[
     &EVENTS_PER_TRANSACTION,
     &LOST_ROUNDS,
     &SEQUENCING_FAILURES,
-    &STRANDED_APPENDS,
+    &STRANDED_STREAMS,
     &EVENTS_APPLIED,
     &EVENTS_PARKED,
     &PROJECTION_LAG,

@@ -16,10 +16,12 @@
 //! fail as a whole, and the loser re-reads and goes again.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use eventstore_core::{StoreError, StreamId, Timestamp};
 use futures::StreamExt;
@@ -45,6 +47,11 @@ const QUERY_CONCURRENCY: usize = 8;
 /// Rounds in a row that may lose to another writer of the counters before the sequencer
 /// gives up for now (the batch is then retried by the event source).
 const MAX_LOST_ROUNDS: u32 = 40;
+/// Index entries a sweep reads per Query page; each page is sequenced before the next.
+const SWEEP_PAGE: i32 = 100;
+/// A sweep reads no new page after this long (the function's timeout is 60 s); what it
+/// leaves stays in the index for the next sweep.
+const SWEEP_BUDGET: Duration = Duration::from_secs(40);
 
 /// The Lambda event filter the sequencer's event source applies: inserts of event items
 /// only. `infra/template.yaml` declares the same pattern (a test keeps them equal), and the
@@ -70,14 +77,16 @@ pub struct SequenceReport {
     pub lost_rounds: u64,
     /// The longest time from append to position among the events sequenced, in ms.
     pub max_lag_ms: Option<u64>,
+    /// Hinted streams that had unsequenced events when first read.
+    pub streams_behind: u64,
 }
 
 /// What a call to [`Sequencer::sweep`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
-    /// Unsequenced appends found in the `Unsequenced` index.
-    pub appends: u64,
+    /// Streams the sweep found with unsequenced appends and sequenced.
+    pub streams: u64,
     /// Events given a position.
     pub events: u64,
     /// The longest time from append to position among them, in ms.
@@ -179,18 +188,24 @@ impl Sequencer {
     /// of it is unsequenced when it is read). Safe to call with stale, repeated or
     /// reordered hints, and from several processes at once.
     pub async fn sequence(&self, hints: &[StreamHint]) -> Result<SequenceReport, StoreError> {
+        // One hint per stream, in first-seen order, with its highest version.
+        let mut slots: HashMap<&StreamId, usize> = HashMap::new();
         let mut pending: Vec<StreamHint> = Vec::new();
         for hint in hints {
-            match pending.iter_mut().find(|p| p.stream == hint.stream) {
-                Some(p) => p.version = p.version.max(hint.version),
-                None => pending.push(hint.clone()),
+            match slots.get(&hint.stream) {
+                Some(&slot) => pending[slot].version = pending[slot].version.max(hint.version),
+                None => {
+                    slots.insert(&hint.stream, pending.len());
+                    pending.push(hint.clone());
+                }
             }
         }
+        let mut behind: HashSet<StreamId> = HashSet::new();
         let mut report = SequenceReport::default();
         let mut lost_in_a_row = 0;
         while !pending.is_empty() {
             let chunk = pending.len().min(STREAMS_PER_ROUND);
-            match self.round(&pending[..chunk]).await? {
+            match self.round(&pending[..chunk], &mut behind).await? {
                 Round::Committed {
                     done,
                     events,
@@ -224,10 +239,17 @@ impl Sequencer {
                 }
             }
         }
+        report.streams_behind = behind.len() as u64;
         Ok(report)
     }
 
-    async fn round(&self, chunk: &[StreamHint]) -> Result<Round, StoreError> {
+    /// One read-decide-commit round over `chunk`; adds to `behind` the streams it found with
+    /// unsequenced events.
+    async fn round(
+        &self,
+        chunk: &[StreamHint],
+        behind: &mut HashSet<StreamId>,
+    ) -> Result<Round, StoreError> {
         let global_key = counter_key(keys::GLOBAL_COUNTER_PK.to_owned());
         let mut wanted = vec![global_key.clone()];
         wanted.extend(chunk.iter().map(|h| head_key(&h.stream)));
@@ -246,6 +268,7 @@ impl Sequencer {
             if head >= hint.version {
                 done[slot] = true;
             } else {
+                behind.insert(hint.stream.clone());
                 to_read.push((slot, head));
             }
         }
@@ -563,7 +586,7 @@ impl Sequencer {
             .into_iter()
             .filter_map(|(stream, (version, _))| {
                 Some(StreamHint {
-                    stream: StreamId::parse(&stream, "streamId").ok()?,
+                    stream: StreamId::stored(&stream, "streamId").ok()?,
                     version,
                 })
             })
@@ -576,11 +599,18 @@ impl Sequencer {
     /// which holds only such appends' last events, keys only: an idle sweep costs one
     /// Query per shard. Younger appends are left to the stream path.
     pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
+        let started = Instant::now();
         let cutoff = Timestamp::now().minus(older_than).to_string();
-        let mut hints: Vec<StreamHint> = Vec::new();
-        for shard in 0..keys::UNSEQUENCED_SHARDS {
-            let mut start = None;
-            loop {
+        let mut report = SweepReport::default();
+        // Where each shard's next page starts. Shards take turns, a page each, and each page
+        // is sequenced before the next is read: a large backlog (a day with the stream path
+        // off) is worked off across sweeps, oldest first per shard, instead of being read
+        // whole and timing out before the first commit.
+        let mut cursors: Vec<(u8, Option<HashMap<String, AttributeValue>>)> =
+            (0..keys::UNSEQUENCED_SHARDS).map(|s| (s, None)).collect();
+        while !cursors.is_empty() && started.elapsed() < SWEEP_BUDGET {
+            let mut next = Vec::with_capacity(cursors.len());
+            for (shard, start) in cursors {
                 let out = self
                     .log
                     .client
@@ -592,41 +622,84 @@ impl Sequencer {
                     .expression_attribute_names("#created", keys::CREATED_AT)
                     .expression_attribute_values(":shard", number(u64::from(shard)))
                     .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.clone()))
-                    .set_exclusive_start_key(start.take())
+                    .limit(SWEEP_PAGE)
+                    .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(|e| from_sdk("Query", e))?;
-                for item in out.items.unwrap_or_default() {
-                    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
-                    let hint = text(keys::PK)
-                        .and_then(|pk| keys::stream_of_pk(pk))
-                        .and_then(|s| StreamId::parse(s, "streamId").ok())
-                        .zip(text(keys::SK).and_then(|sk| keys::parse_version_sk(sk)));
-                    if let Some((stream, version)) = hint {
-                        hints.push(StreamHint { stream, version });
+                let hints: Vec<StreamHint> = out
+                    .items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|item| {
+                        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+                        let stream = text(keys::PK)
+                            .and_then(|pk| keys::stream_of_pk(pk))
+                            .and_then(|s| StreamId::stored(s, "streamId").ok())?;
+                        let version = text(keys::SK).and_then(|sk| keys::parse_version_sk(sk))?;
+                        Some(StreamHint { stream, version })
+                    })
+                    .collect();
+                if !hints.is_empty() {
+                    let sequenced = self.sequence(&hints).await?;
+                    report.streams += sequenced.streams_behind;
+                    report.events += sequenced.events;
+                    report.max_lag_ms = report.max_lag_ms.max(sequenced.max_lag_ms);
+                    for hint in &hints {
+                        self.clear_unsequenced(hint).await?;
                     }
                 }
-                match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                    Some(key) => start = Some(key),
-                    None => break,
+                if let Some(key) = out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                    next.push((shard, Some(key)));
                 }
             }
+            cursors = next;
         }
-        let found = hints.len();
-        let report = self.sequence(&hints).await?;
-        if found > 0 {
-            // Each of these is an append the stream path did not deliver in time.
+        if report.streams > 0 {
+            // Each is a stream whose appends the stream path did not deliver in time.
             tracing::warn!(
-                appends = found,
+                streams = report.streams,
                 events = report.events,
                 "sweep sequenced stranded appends"
             );
         }
-        Ok(SweepReport {
-            appends: found as u64,
-            events: report.events,
-            max_lag_ms: report.max_lag_ms,
-        })
+        Ok(report)
+    }
+
+    /// Takes a sequenced event out of the `Unsequenced` index if it is still in it: the
+    /// sequencer's own update removes the attribute, but an event sequenced by an older
+    /// version (during an upgrade) keeps it, and would be found by every sweep. Only an
+    /// event that has its position is touched.
+    async fn clear_unsequenced(&self, hint: &StreamHint) -> Result<(), StoreError> {
+        let result = self
+            .log
+            .client
+            .update_item()
+            .table_name(&self.log.table)
+            .key(
+                keys::PK,
+                AttributeValue::S(keys::stream_pk(hint.stream.as_str())),
+            )
+            .key(keys::SK, AttributeValue::S(keys::version_sk(hint.version)))
+            .update_expression("REMOVE #unsequenced")
+            .condition_expression("attribute_exists(#pos) AND attribute_exists(#unsequenced)")
+            .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
+            .expression_attribute_names("#unsequenced", keys::UNSEQUENCED_SHARD)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already out of the index (the usual case): nothing to do.
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(from_sdk("UpdateItem", e)),
+        }
     }
 
     /// [`Sequencer::sweep`] as its triggers run it (the schedule, `make dev`'s timer): with
@@ -635,7 +708,7 @@ impl Sequencer {
         let report = Box::pin(self.sweep(older_than)).await?;
         let mut metrics = Metrics::new();
         metrics
-            .put(&metrics::STRANDED_APPENDS, report.appends as f64)
+            .put(&metrics::STRANDED_STREAMS, report.streams as f64)
             .put(&metrics::EVENTS_SEQUENCED, report.events as f64);
         if let Some(lag) = report.max_lag_ms {
             metrics.put(&metrics::SEQUENCING_LAG, lag as f64);
@@ -754,7 +827,7 @@ pub fn hint_of(record: &EventRecord) -> Option<StreamHint> {
     let stream = keys::stream_of_pk(text(keys::PK)?)?;
     let version = keys::parse_version_sk(text(keys::SK)?)?;
     Some(StreamHint {
-        stream: StreamId::parse(stream, "streamId").ok()?,
+        stream: StreamId::stored(stream, "streamId").ok()?,
         version,
     })
 }
