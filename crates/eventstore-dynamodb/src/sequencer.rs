@@ -611,6 +611,11 @@ impl Sequencer {
         while !cursors.is_empty() && started.elapsed() < SWEEP_BUDGET {
             let mut next = Vec::with_capacity(cursors.len());
             for (shard, start) in cursors {
+                if started.elapsed() >= SWEEP_BUDGET {
+                    // Out of time mid-round: the loop ends; the next sweep starts afresh.
+                    next.push((shard, start));
+                    continue;
+                }
                 let out = self
                     .log
                     .client
