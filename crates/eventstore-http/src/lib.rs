@@ -1,4 +1,4 @@
-//! The event store's HTTP API (see `shared/contract.md` and `infra/openapi.yaml`).
+//! The event store's HTTP API (see `docs/api.md` and `infra/openapi.yaml`).
 //!
 //! One router, [`App::handle`], serves every route. The Lambda functions under `functions/`
 //! call it through [`App::handle_lambda`]; the local server ([`local::serve`]) calls it for
