@@ -329,6 +329,14 @@ async fn main() -> ExitCode {
     let config = Config::from_env();
     let table = cli.table.unwrap_or(config.events_table);
     let log = DynamoEventLog::new(client_from_env().await, table);
+    // The deployed projector's projections, over the configured tables.
+    let projector = || {
+        Projector::new(
+            log.clone(),
+            config.projection_tables.clone(),
+            eventstore_core::builtin::all(),
+        )
+    };
     let result = match cli.command {
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
         Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,
@@ -350,30 +358,9 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e.to_string()),
             }
         }
-        Command::Rebuild { projection } => {
-            let projector = Projector::new(
-                log,
-                config.projection_tables,
-                eventstore_core::builtin::all(),
-            );
-            rebuild(&projector, &projection).await
-        }
-        Command::Projections { json } => {
-            let projector = Projector::new(
-                log,
-                config.projection_tables,
-                eventstore_core::builtin::all(),
-            );
-            projections(&projector, json).await
-        }
-        Command::Parked { projection, json } => {
-            let projector = Projector::new(
-                log,
-                config.projection_tables,
-                eventstore_core::builtin::all(),
-            );
-            parked(&projector, &projection, json).await
-        }
+        Command::Rebuild { projection } => rebuild(&projector(), &projection).await,
+        Command::Projections { json } => projections(&projector(), json).await,
+        Command::Parked { projection, json } => parked(&projector(), &projection, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, KeysAndAttributes, Put, Select, TransactWriteItem,
 };
@@ -554,47 +556,61 @@ pub(crate) async fn batch_get_consistent(
     })
 }
 
-/// Sends a transaction whose conditions guard against other writers: `Ok(true)` if it
-/// committed, `Ok(false)` if it was cancelled because a condition failed or another
-/// transaction touched the same items (the caller re-reads and decides again).
-pub(crate) async fn transact_conditionally(
-    client: &Client,
-    writes: Vec<TransactWriteItem>,
-) -> Result<bool, StoreError> {
-    for attempt in 0..TRANSACTION_CONFLICT_ATTEMPTS {
-        let result = client
+/// How a transaction whose conditions guard against other writers ended.
+pub(crate) enum Sent {
+    Committed,
+    /// A condition failed, or another transaction touched the same items: what was read
+    /// may be stale, so the caller re-reads rather than resending.
+    Lost,
+    /// Anything else, after resending throttled attempts ([`TRANSACTION_CONFLICT_ATTEMPTS`]
+    /// in all): the caller inspects it or maps it with [`from_transaction`].
+    Failed(Box<SdkError<TransactWriteItemsError, HttpResponse>>),
+}
+
+/// Sends a transaction whose conditions guard against other writers. A throttled attempt
+/// wrote nothing and read nothing stale, so it is sent again after a pause.
+pub(crate) async fn send_guarded(client: &Client, writes: Vec<TransactWriteItem>) -> Sent {
+    let mut attempt = 0;
+    loop {
+        let err = match client
             .transact_write_items()
             .set_transact_items(Some(writes.clone()))
             .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(true),
+            .await
+        {
+            Ok(_) => return Sent::Committed,
             Err(e) => e,
         };
         let Some(codes) = cancellation_codes(&err) else {
-            return Err(from_transaction(err));
+            return Sent::Failed(Box::new(err));
         };
-        // Another transaction touched the same items: what was read may be stale, so the
-        // caller re-reads rather than resending.
         if codes
             .iter()
             .any(|c| c == "ConditionalCheckFailed" || c == "TransactionConflict")
         {
-            return Ok(false);
+            return Sent::Lost;
         }
-        // Throttled: nothing was written and nothing read went stale; send it again after a
-        // pause, and report `Unavailable` (so the caller's trigger retries) if it persists.
         let busy = classify_cancellation(codes.iter().map(String::as_str)) == Cancellation::Busy;
-        if busy && attempt + 1 < TRANSACTION_CONFLICT_ATTEMPTS {
-            tokio::time::sleep(conflict_backoff(attempt)).await;
-            continue;
+        if !busy || attempt + 1 >= TRANSACTION_CONFLICT_ATTEMPTS {
+            return Sent::Failed(Box::new(err));
         }
-        return Err(from_transaction(err));
+        tokio::time::sleep(conflict_backoff(attempt)).await;
+        attempt += 1;
     }
-    Err(StoreError::Unavailable {
-        message: "TransactWriteItems kept being throttled".into(),
-        source: None,
-    })
+}
+
+/// [`send_guarded`] for callers that only need to know whether it committed: `Ok(false)`
+/// when it lost to another writer; a failure (a persisting throttle is `Unavailable`) as
+/// an error.
+pub(crate) async fn transact_conditionally(
+    client: &Client,
+    writes: Vec<TransactWriteItem>,
+) -> Result<bool, StoreError> {
+    match send_guarded(client, writes).await {
+        Sent::Committed => Ok(true),
+        Sent::Lost => Ok(false),
+        Sent::Failed(err) => Err(from_transaction(*err)),
+    }
 }
 
 /// The value of a counter item, 0 when it does not exist yet.

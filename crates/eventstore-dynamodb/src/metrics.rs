@@ -101,7 +101,7 @@ pub const SEQUENCING_FAILURES: Metric = metric(
     "SequencingFailures",
     Unit::Count,
     &[],
-    "stream batches the sequencer failed (the event source retries them)",
+    "stream batches and sweeps the sequencer failed (both are retried)",
 );
 pub const STRANDED_STREAMS: Metric = metric(
     "StrandedStreams",

@@ -363,6 +363,11 @@ struct EventsWritten(usize);
 
 /// The request's metrics: for appends, events written and latency; for every route, a 503.
 fn emit_metrics(route: Option<&Route>, name: &str, response: &Response<Body>, elapsed_ms: u64) {
+    let unavailable = response.status() == StatusCode::SERVICE_UNAVAILABLE;
+    if !unavailable && !matches!(route, Some(Route::Append(_))) {
+        // Reads have no metrics of their own: nothing to build on their path.
+        return;
+    }
     let mut metrics = Metrics::new().dimension("Route", name);
     if let Some(Route::Append(_)) = route {
         let written = response
@@ -373,7 +378,7 @@ fn emit_metrics(route: Option<&Route>, name: &str, response: &Response<Body>, el
             .put(&metrics::EVENTS_APPENDED, written as f64)
             .put(&metrics::APPEND_LATENCY, elapsed_ms as f64);
     }
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if unavailable {
         metrics.put(&metrics::REQUESTS_UNAVAILABLE, 1.0);
     }
     metrics.emit();

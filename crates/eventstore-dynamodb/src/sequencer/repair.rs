@@ -1,0 +1,94 @@
+//! Repair: finds events without a position with a full Scan, for events appended before
+//! the `Unsequenced` index existed.
+
+use super::*;
+
+impl Sequencer {
+    /// Finds every event without a position, with a Scan of the whole table (it reads every
+    /// item once: about table size / 8 KB read units, eventually consistent). Returns one
+    /// hint per stream, oldest unsequenced event first, and reports progress as
+    /// (items scanned, events found).
+    pub async fn find_unsequenced(
+        &self,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Vec<StreamHint>, StoreError> {
+        // stream -> (newest unsequenced version, oldest unsequenced createdAt)
+        let mut found: HashMap<String, (u64, String)> = HashMap::new();
+        let (mut scanned, mut events) = (0u64, 0u64);
+        let mut start = None;
+        loop {
+            let out = self
+                .log
+                .client
+                .scan()
+                .table_name(&self.log.table)
+                .filter_expression("begins_with(#sk, :events) AND attribute_not_exists(#pos)")
+                .projection_expression("#pk, #sk, #created")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
+                .expression_attribute_names("#created", keys::CREATED_AT)
+                .expression_attribute_values(
+                    ":events",
+                    AttributeValue::S(keys::event_sk_prefix().to_owned()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("Scan", e))?;
+            scanned += u64::try_from(out.scanned_count).unwrap_or(0);
+            for item in out.items.unwrap_or_default() {
+                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+                let (Some(stream), Some(version)) = (
+                    text(keys::PK).and_then(|pk| keys::stream_of_pk(pk)),
+                    text(keys::SK).and_then(|sk| keys::parse_version_sk(sk)),
+                ) else {
+                    continue;
+                };
+                let created = text(keys::CREATED_AT).cloned().unwrap_or_default();
+                events += 1;
+                let entry = found
+                    .entry(stream.to_owned())
+                    .or_insert((version, created.clone()));
+                entry.0 = entry.0.max(version);
+                if created < entry.1 {
+                    entry.1 = created;
+                }
+            }
+            progress(scanned, events);
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        let mut streams: Vec<(String, (u64, String))> = found.into_iter().collect();
+        // Oldest first, so that repaired positions follow append time as far as they can.
+        streams.sort_by(|a, b| (&a.1 .1, &a.0).cmp(&(&b.1 .1, &b.0)));
+        Ok(streams
+            .into_iter()
+            .filter_map(|(stream, (version, _))| {
+                Some(StreamHint {
+                    stream: StreamId::stored(&stream, "streamId").ok()?,
+                    version,
+                })
+            })
+            .collect())
+    }
+
+    /// The table's approximate item count (DynamoDB refreshes it about every six hours).
+    pub async fn approximate_item_count(&self) -> Result<u64, StoreError> {
+        let out = self
+            .log
+            .client
+            .describe_table()
+            .table_name(&self.log.table)
+            .send()
+            .await
+            .map_err(|e| from_sdk("DescribeTable", e))?;
+        Ok(out
+            .table
+            .and_then(|t| t.item_count)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0))
+    }
+}
