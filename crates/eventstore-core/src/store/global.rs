@@ -1,0 +1,102 @@
+//! Reading the global order (`$all`, or one event type or category) page by page, never
+//! past a hole in an eventually consistent index, waiting a little for a lagging one.
+
+use std::time::Duration;
+
+use super::{validate_from, validate_limit, EventStore};
+use crate::limits::MAX_READ_PAGE_BYTES;
+use crate::{EventLog, GlobalFilter, RecordedEvent, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalPage {
+    pub events: Vec<RecordedEvent>,
+    /// The position to read from next; a reader keeps it as its checkpoint.
+    pub next: u64,
+}
+
+impl<L: EventLog> EventStore<L> {
+    /// A page of the global order, restricted by `filter`, from position `from`.
+    ///
+    /// Indexes are eventually consistent: one may show position 12 before 11. Every index
+    /// numbers its events densely (positions for `$all`; per type and per category
+    /// sequences otherwise), so a hole is visible, and a page ends before the first one. A
+    /// reader that follows `next` therefore never skips an event. When the page comes up
+    /// short because the index lags, the read waits a little (at most
+    /// [`INDEX_LAG_WAITS`] in all) for it to catch up, then returns what is safe.
+    pub async fn read_global(
+        &self,
+        filter: &GlobalFilter,
+        from: Option<u64>,
+        limit: usize,
+    ) -> Result<GlobalPage, StoreError> {
+        validate_limit(limit)?;
+        let from = from.unwrap_or(1);
+        validate_from(from)?;
+        let mut events = Vec::new();
+        let mut next = from;
+        let mut bytes = 0usize;
+        // The index sequence the next event must carry. For a type or category it is one
+        // past the last event of that index before `from`.
+        let mut expected = match filter {
+            GlobalFilter::All => from,
+            _ => self
+                .log
+                .sequence_before(filter, from)
+                .await?
+                .saturating_add(1),
+        };
+        let mut waits = INDEX_LAG_WAITS.iter();
+        loop {
+            let page = self
+                .log
+                .read_index(
+                    filter,
+                    next,
+                    limit - events.len(),
+                    MAX_READ_PAGE_BYTES.saturating_sub(bytes),
+                )
+                .await?;
+            let shown = page.entries.len();
+            let mut hole = false;
+            for entry in page.entries {
+                if entry.sequence != expected {
+                    hole = true;
+                    break;
+                }
+                let size = entry.event.payload_bytes();
+                if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
+                    return Ok(GlobalPage { events, next });
+                }
+                let position = entry.event.global_position.ok_or_else(|| {
+                    StoreError::corrupt("an indexed event without a global position")
+                })?;
+                bytes += size;
+                next = position.saturating_add(1);
+                expected = expected.saturating_add(1);
+                events.push(entry.event);
+            }
+            if events.len() == limit || (page.more && !hole && shown > 0) {
+                return Ok(GlobalPage { events, next });
+            }
+            // The page is short. It is the true end unless the index hides something: a
+            // hole, or, for `$all`, positions the counter has handed out but the index does
+            // not show yet. (A type or category has no cheap end marker; its reader simply
+            // reads again from `next`, which is safe.)
+            let lagging =
+                hole || (*filter == GlobalFilter::All && next <= self.log.last_position().await?);
+            match waits.next() {
+                Some(wait) if lagging => tokio::time::sleep(*wait).await,
+                _ => return Ok(GlobalPage { events, next }),
+            }
+        }
+    }
+}
+
+/// How long a global read waits, in turn, for a lagging index before it returns what is
+/// safe. GSIs usually catch up within a fraction of a second.
+pub const INDEX_LAG_WAITS: [Duration; 4] = [
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+];
