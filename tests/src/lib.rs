@@ -202,7 +202,7 @@ impl TestStore {
             create_key_value_table(&self.client, table).await.unwrap();
         }
         self.requests.take();
-        Projector::new(self.store.log().clone(), tables, projections)
+        eventstore_dynamodb::projector(self.store.log().clone(), tables, projections)
     }
 
     /// Runs the table's stream through the local event source into the sequencer until the
@@ -368,7 +368,10 @@ pub mod http {
         App::new(store.store.clone(), mount)
     }
 
-    pub async fn call(app: &App<DynamoEventLog>, request: Request) -> Answer {
+    pub async fn call<P>(app: &App<DynamoEventLog, P>, request: Request) -> Answer
+    where
+        P: eventstore_core::ProjectionStore + eventstore_core::SubscriptionStore,
+    {
         answer(app.handle(request, "test").await)
     }
 

@@ -1,5 +1,5 @@
 //! Failure paths that must end in a clear answer, never a 500, a stall or a duplicate:
-//! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/lib.rs`).
+//! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/faults.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -8,7 +8,7 @@ use eventstore_core::{
     AppendBatch, CommandContext, CommandError, EventStore, ExpectedVersion, Repository, StoreError,
     StreamRead,
 };
-use eventstore_dynamodb::event_source::LocalEventSource;
+use eventstore_dynamodb::trigger::LocalEventSource;
 use eventstore_dynamodb::{keys, Client, DynamoEventLog, Sequencer, StreamHint};
 use eventstore_http::Mount;
 use eventstore_tests::http::{app, call, request};
@@ -357,7 +357,7 @@ async fn unsequenced_entries(t: &TestStore) -> usize {
 /// `sam local generate-event`) and the schedule's sweep.
 #[tokio::test]
 async fn the_sequencer_function_answers_a_stream_batch_and_a_sweep() {
-    use eventstore_dynamodb::sequencer::{Invocation, SWEEP_INPUT};
+    use eventstore_dynamodb::trigger::{Invocation, SWEEP_INPUT};
     let t = TestStore::new().await;
     let sequencer = t.sequencer().await;
     let path = format!(
@@ -392,8 +392,8 @@ async fn the_sequencer_function_answers_a_stream_batch_and_a_sweep() {
 /// where it was; once DynamoDB recovers it catches up.
 #[tokio::test]
 async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
-    use eventstore_core::builtin::AccountBalances;
-    use eventstore_dynamodb::{ProjectionTables, Projector};
+    use bank_account::AccountBalances;
+    use eventstore_dynamodb::ProjectionTables;
     let t = TestStore::new().await;
     t.append_sequenced(
         "Account-t1",
@@ -403,17 +403,17 @@ async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
         ],
     )
     .await;
-    let reference = t.projector(eventstore_core::builtin::all()).await;
+    let reference = t.projector(eventstore_app::registry().projections).await;
     let tables = ProjectionTables {
         rows: format!("{}-rows", t.table),
         checkpoints: format!("{}-checkpoints", t.table),
     };
     let fault = CancelTransactions::always("ThrottlingError");
     let throttled = TestStore::with_fault(fault.clone()).await;
-    let projector = Projector::new(
+    let projector = eventstore_dynamodb::projector(
         DynamoEventLog::new(throttled.client.clone(), &t.table),
         tables,
-        eventstore_core::builtin::all(),
+        eventstore_app::registry().projections,
     );
     let err = projector
         .catch_up(&AccountBalances, None)
@@ -436,13 +436,13 @@ async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
 
     let brief = CancelTransactions::next(2, "ProvisionedThroughputExceeded");
     let flaky = TestStore::with_fault(brief.clone()).await;
-    let projector = Projector::new(
+    let projector = eventstore_dynamodb::projector(
         DynamoEventLog::new(flaky.client.clone(), &t.table),
         ProjectionTables {
             rows: format!("{}-rows", t.table),
             checkpoints: format!("{}-checkpoints", t.table),
         },
-        eventstore_core::builtin::all(),
+        eventstore_app::registry().projections,
     );
     projector.catch_up(&AccountBalances, None).await.unwrap();
     assert_eq!(brief.cancelled(), 2);

@@ -149,12 +149,12 @@ fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
     let p = &source["Properties"];
     let patterns = filter_patterns(p);
     let local: serde_json::Value =
-        serde_json::from_str(eventstore_dynamodb::sequencer::EVENT_INSERTS_FILTER).unwrap();
+        serde_json::from_str(eventstore_dynamodb::trigger::EVENT_INSERTS_FILTER).unwrap();
     assert_eq!(patterns, vec![local]);
     assert_eq!(p["BatchSize"], Value::from(100));
     assert_eq!(
         p["BatchSize"].as_i64().unwrap(),
-        i64::from(eventstore_dynamodb::event_source::SourceSettings::default().batch_size)
+        i64::from(eventstore_dynamodb::trigger::local::SourceSettings::default().batch_size)
     );
     assert_eq!(text(&p["StartingPosition"]), "TRIM_HORIZON");
     assert_eq!(p["ParallelizationFactor"], Value::from(1));
@@ -250,7 +250,7 @@ fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() 
     let p = &function["Properties"]["Events"]["CounterMoved"]["Properties"];
     let patterns = filter_patterns(p);
     let local: serde_json::Value =
-        serde_json::from_str(eventstore_dynamodb::projector::COUNTER_FILTER).unwrap();
+        serde_json::from_str(eventstore_dynamodb::trigger::COUNTER_FILTER).unwrap();
     assert_eq!(patterns, vec![local]);
     assert_eq!(p["ParallelizationFactor"], Value::from(1));
     assert_eq!(p["MaximumRetryAttempts"], Value::from(10));
@@ -288,7 +288,7 @@ fn the_sweep_schedule_sends_what_the_sequencer_reads() {
     let input: serde_json::Value =
         serde_json::from_str(&text(&sweep["Properties"]["Input"])).unwrap();
     let expected: serde_json::Value =
-        serde_json::from_str(eventstore_dynamodb::sequencer::SWEEP_INPUT).unwrap();
+        serde_json::from_str(eventstore_dynamodb::trigger::SWEEP_INPUT).unwrap();
     assert_eq!(input, expected);
 }
 

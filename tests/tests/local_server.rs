@@ -35,7 +35,10 @@ struct Server {
 }
 
 impl Server {
-    async fn start(app: Arc<App<eventstore_dynamodb::DynamoEventLog>>) -> Self {
+    async fn start<P>(app: Arc<App<eventstore_dynamodb::DynamoEventLog, P>>) -> Self
+    where
+        P: eventstore_core::ProjectionStore + eventstore_core::SubscriptionStore + 'static,
+    {
         let listener = local::bind(0).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -140,10 +143,13 @@ async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
     let t = TestStore::new().await;
-    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let projector = t.projector(eventstore_app::registry().projections).await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All).with_projector(projector.clone()));
     let sequencer = local::spawn_sequencer(t.store.log().clone());
-    let projecting = local::spawn_projector(projector);
+    let projecting = local::spawn_projector(
+        projector,
+        eventstore_dynamodb::trigger::projector::LOCAL_CATCH_UP_EVERY,
+    );
     let server = Server::start(app).await;
     let port = server.port;
 

@@ -10,7 +10,7 @@ use serde_json::json;
 #[tokio::test]
 async fn projection_status_and_rows() {
     let t = TestStore::new().await;
-    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let projector = t.projector(eventstore_app::registry().projections).await;
     let api = app(&t, Mount::All).with_projector(projector.clone());
     let a = call(&api, request("GET", "/projections/account-balances", None)).await;
     assert_eq!(

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue;
+use bank_account::AccountBalances;
 use bank_account::{AccountCommand as C, BankAccount};
-use eventstore_core::builtin::{AccountBalances, CategoryStreams};
+use eventstore_core::builtin::CategoryStreams;
 use eventstore_core::{
     AppendBatch, CommandContext, EventType, ExpectedVersion, Projection, RecordedEvent, Repository,
     RowId, Rows, StreamId,
 };
-use eventstore_dynamodb::{DynamoEventLog, Projector};
+use eventstore_dynamodb::{DynamoEventLog, Projector, ProjectorTrigger};
 use eventstore_tests::{event, TestStore};
 use serde_json::{json, Value};
 
@@ -236,7 +237,7 @@ async fn a_poison_event_is_retried_then_parked_and_the_projection_moves_on() {
     )
     .await;
     let p = t.projector(vec![Arc::new(Counting)]).await;
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&Counting, None).await.unwrap_err();
         assert!(err.to_string().contains("cannot digest poison"), "{err}");
         let cp = p.checkpoint("counting").await.unwrap();
@@ -392,7 +393,7 @@ async fn a_rebuild_equals_the_live_projection_even_while_appends_go_on() {
             .await
             .unwrap();
     }
-    let reference = Projector::new(
+    let reference = eventstore_dynamodb::projector(
         t.store.log().clone(),
         fresh_tables,
         vec![Arc::new(AccountBalances)],
@@ -429,7 +430,7 @@ async fn an_event_that_cannot_be_upcast_is_parked_like_one_that_cannot_be_applie
         .projector(vec![Arc::new(AccountBalances)])
         .await
         .with_upcasters(bank_account::upcasters());
-    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for _ in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&AccountBalances, None).await.unwrap_err();
         assert!(
             err.to_string().contains("v1 MoneyDeposited without value"),
@@ -461,7 +462,7 @@ async fn a_deposit_that_would_overflow_a_balance_is_parked_and_the_account_goes_
     )
     .await;
     let p = t.projector(vec![Arc::new(AccountBalances)]).await;
-    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for _ in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&AccountBalances, None).await.unwrap_err();
         assert!(err.to_string().contains("would overflow"), "{err}");
     }
@@ -504,7 +505,7 @@ async fn a_lost_answer_to_counting_a_failure_counts_it_once() {
     let p = t.projector(vec![Arc::new(Counting)]).await;
     // Every write's first answer is lost: the failure is counted, the SDK sends the count
     // again, its condition fails. That is still one failed attempt, not two.
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let before = lose.lost();
         let err = p.catch_up(&Counting, None).await.unwrap_err();
         assert!(lose.lost() > before, "no answer was lost");
@@ -556,7 +557,7 @@ async fn a_rebuild_that_applies_a_parked_event_leaves_it_no_longer_listed() {
     )
     .await;
     let p = t.projector(vec![Arc::new(Counting)]).await;
-    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for _ in 1..eventstore_core::projection::POISON_ATTEMPTS {
         p.catch_up(&Counting, None).await.unwrap_err();
     }
     p.catch_up(&Counting, None).await.unwrap();
@@ -607,11 +608,11 @@ async fn a_rebuild_parks_in_its_own_generation_and_readers_see_it_only_after_the
     )
     .await;
     let p = t.projector(vec![Arc::new(Counting)]).await;
-    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for _ in 1..eventstore_core::projection::POISON_ATTEMPTS {
         p.catch_up(&Counting, None).await.unwrap_err();
     }
     p.catch_up(&Counting, None).await.unwrap();
-    let listed = |parked: Vec<eventstore_dynamodb::projector::Parked>| {
+    let listed = |parked: Vec<eventstore_core::projection::Parked>| {
         parked
             .into_iter()
             .map(|p| (p.position, p.error))
@@ -620,7 +621,7 @@ async fn a_rebuild_parks_in_its_own_generation_and_readers_see_it_only_after_the
     let live_parked = vec![(2, "cannot digest poison".to_owned())];
     assert_eq!(listed(p.parked("counting").await.unwrap()), live_parked);
     // A rebuild with another version fails on another event, and parks it on its third run.
-    for _ in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for _ in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.rebuild(&Picky, |_, _| {}).await.unwrap_err();
         assert!(err.to_string().contains("cannot take late events"), "{err}");
         assert_eq!(listed(p.parked("counting").await.unwrap()), live_parked);
@@ -675,7 +676,7 @@ async fn a_row_written_but_not_declared_is_refused_and_never_overwrites_the_stor
     )
     .await;
     let why = "apply wrote row total, which rows() did not declare for this event";
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&Tally, None).await.unwrap_err();
         assert!(err.to_string().contains(why), "{err}");
         let cp = p.checkpoint("tally").await.unwrap();
@@ -864,7 +865,7 @@ async fn steps_stay_within_the_transaction_limits_and_a_row_too_large_is_parked(
     t.append_sequenced("L-13", vec![sized(350_000, 1)]).await;
     let p = t.projector(vec![Arc::new(Ledger)]).await;
     let why = "row Big-1/0 would be 420046 bytes, over DynamoDB's 400 KB item limit";
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&Ledger, None).await.unwrap_err();
         assert!(err.to_string().contains(why), "{err}");
         let cp = p.checkpoint("ledger").await.unwrap();
@@ -918,7 +919,7 @@ async fn a_step_dynamodb_refuses_for_size_shrinks_and_an_event_it_refuses_alone_
     t.append_sequenced("Fan-1", vec![sized(300_000, 4)]).await;
     t.append_sequenced("L-7", vec![sized(10, 1)]).await;
     let why = "DynamoDB refused the transaction writing its rows: ValidationException: Item size has exceeded the maximum allowed size";
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&Ledger, None).await.unwrap_err();
         assert!(err.to_string().contains(why), "{err}");
         let cp = p.checkpoint("ledger").await.unwrap();
@@ -947,7 +948,7 @@ async fn an_event_declaring_more_rows_than_a_transaction_holds_is_parked() {
     t.append_sequenced("L-1", vec![sized(1, 99)]).await;
     let p = t.projector(vec![Arc::new(Ledger)]).await;
     let why = "the event declares 120 rows, more than the 99 one transaction can write";
-    for attempt in 1..eventstore_dynamodb::projector::POISON_ATTEMPTS {
+    for attempt in 1..eventstore_core::projection::POISON_ATTEMPTS {
         let err = p.catch_up(&Ledger, None).await.unwrap_err();
         assert!(err.to_string().contains(why), "{err}");
         let cp = p.checkpoint("ledger").await.unwrap();
@@ -976,7 +977,7 @@ async fn a_projection_far_behind_does_not_starve_the_others_in_an_invocation() {
     // `counting` is new, 250 events behind, and comes first; `category-streams` is 5
     // behind. An invocation whose time is up after its first round of steps (one step
     // each) still brings `category-streams` to the head.
-    let p = Projector::new(
+    let p = eventstore_dynamodb::projector(
         t.store.log().clone(),
         eventstore_dynamodb::ProjectionTables {
             rows: format!("{}-rows", t.table),
@@ -1049,15 +1050,12 @@ async fn the_projector_refuses_an_invocation_it_does_not_know() {
 async fn locally_a_projection_the_lagging_index_left_behind_reaches_the_head_without_new_events() {
     let index = eventstore_tests::LaggingIndex::default();
     let t = TestStore::with_fault(index.clone()).await;
-    let p = t
-        .projector(vec![Arc::new(AccountBalances)])
-        .await
-        .with_local_catch_up_every(Duration::from_millis(500));
+    let p = t.projector(vec![Arc::new(AccountBalances)]).await;
     index.lag();
     run(&t, "q", &[open(3), deposit(4)]).await;
     t.sequence_all().await;
     // As `make dev` runs it: the local event source and the timer.
-    let local = tokio::spawn(p.clone().run_locally());
+    let local = tokio::spawn(p.clone().run_locally(Duration::from_millis(500)));
     for _ in 0..100 {
         if index.hidden() > 0 {
             break;
@@ -1103,7 +1101,7 @@ async fn events_parked_before_generations_had_lists_are_listed_with_generation_1
         .send()
         .await
         .unwrap();
-    let listed = |parked: Vec<eventstore_dynamodb::projector::Parked>| {
+    let listed = |parked: Vec<eventstore_core::projection::Parked>| {
         parked
             .into_iter()
             .map(|p| (p.position, p.event_id, p.error))

@@ -1,5 +1,5 @@
 //! The DynamoDB requests each operation sends, counted on the wire by an SDK interceptor.
-//! Run with `-- --nocapture` to see the table; the README's "Request costs" quotes it.
+//! Run with `-- --nocapture` to see the table; docs/limits.md quotes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

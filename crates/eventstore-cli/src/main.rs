@@ -2,7 +2,7 @@
 //!
 //! `eventstore rebuild <projection>` replays a projection from position 1 into a fresh
 //! generation of its rows and switches readers to it when it has caught up (see
-//! `eventstore_dynamodb::Projector::rebuild`). This is how a read model is added, or fixed,
+//! `eventstore_core::ProjectionEngine::rebuild`). This is how a read model is added, or fixed,
 //! months after its events were written.
 //!
 //! `eventstore sweep` runs the sequencer's sweep now; `eventstore stream <id>` shows a stream;
@@ -23,7 +23,7 @@ use eventstore_core::limits::MAX_READ_LIMIT;
 use eventstore_core::{
     Category, Direction, EventStore, EventType, GlobalFilter, RecordedEvent, StreamId, StreamRead,
 };
-use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Projector, Sequencer};
+use eventstore_dynamodb::{Components, Config, DynamoEventLog, Projector, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -44,7 +44,7 @@ struct Cli {
 enum Command {
     /// Replays a projection from position 1 into new rows, then switches reads to them.
     Rebuild {
-        /// A built-in projection: account-balances or category-streams.
+        /// A projection the app registers: category-streams or account-balances.
         projection: String,
     },
     /// Finds events without a global position (a full Scan: it reads the whole table once)
@@ -326,17 +326,15 @@ async fn rebuild(projector: &Projector, name: &str) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = Config::from_env();
-    let table = cli.table.unwrap_or(config.events_table);
-    let log = DynamoEventLog::new(client_from_env().await, table);
-    // The deployed projector's projections, over the configured tables.
-    let projector = || {
-        Projector::new(
-            log.clone(),
-            config.projection_tables.clone(),
-            eventstore_core::builtin::all(),
-        )
-    };
+    let mut config = Config::from_env();
+    if let Some(table) = cli.table {
+        config.events_table = table;
+    }
+    // Built as the deployed functions build it: the app's projections and upcasters.
+    let client = eventstore_dynamodb::client_from_env().await;
+    let components = Components::new(config, client, eventstore_app::registry());
+    let log = components.log.clone();
+    let projector = || components.projector();
     let result = match cli.command {
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
         Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,

@@ -91,11 +91,12 @@ async fn rebuild_replays_a_projection_into_a_new_generation() {
         "Account-cli",
         vec![
             event("AccountOpened", r#"{"initialDeposit":5}"#),
-            event("MoneyDeposited", r#"{"amount":7}"#),
+            // Schema 1, as the app's upcasters know it: `value`, read as `amount`.
+            event("MoneyDeposited", r#"{"value":7}"#),
         ],
     )
     .await;
-    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let projector = t.projector(eventstore_app::registry().projections).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
         .args(["--table", &t.table, "rebuild", "account-balances"])
         .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
@@ -209,10 +210,10 @@ async fn projections_and_parked_show_checkpoints_lag_and_parked_events() {
     // A deposit to an account never opened: account-balances parks it.
     t.append_sequenced(
         "Account-nobody",
-        vec![event("MoneyDeposited", r#"{"amount":7}"#)],
+        vec![event("MoneyDeposited", r#"{"value":7}"#)],
     )
     .await;
-    let projector = t.projector(eventstore_core::builtin::all()).await;
+    let projector = t.projector(eventstore_app::registry().projections).await;
     // Refused on three triggers, then parked.
     for _ in 0..3 {
         projector.catch_up_all(None).await.unwrap();

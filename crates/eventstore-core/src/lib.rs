@@ -7,11 +7,13 @@
 //!
 //! Apps build on [`Aggregate`] (pure domain logic) and [`Repository`] (load from snapshot and
 //! events, save with optimistic concurrency, retry on conflict), with [`Upcasters`] bringing
-//! old event schemas up to date on read.
+//! old event schemas up to date on read. Read models are [`Projection`]s, kept by the
+//! [`ProjectionEngine`] over the [`ProjectionStore`] port (DynamoDB in the adapter,
+//! `memory::InMemoryProjections` in memory); an app hands its projections and upcasters to
+//! every entry point as one [`Registry`].
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
-pub mod builtin;
 mod error;
 mod event;
 pub mod limits;
@@ -20,6 +22,7 @@ pub mod memory;
 mod names;
 mod port;
 pub mod projection;
+mod registry;
 pub mod snapshot;
 mod store;
 #[cfg(feature = "test-util")]
@@ -43,6 +46,19 @@ pub use aggregate::{
     Aggregate, CommandContext, CommandError, DomainEvent, Executed, Loaded, Repository, SaveError,
     SnapshotMode,
 };
-pub use projection::{Checkpoint, Projection, RowId, Rows};
+pub use projection::{
+    builtin, Checkpoint, NoProjections, Pass, ProjectReport, Projection, ProjectionEngine,
+    ProjectionStore, RowId, Rows, SubscriptionStore,
+};
+pub use registry::Registry;
 pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
 pub use upcast::Upcasters;
+
+// The Rust examples of the guides are compiled and run as doctests, so they cannot drift
+// from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/library.md")]
+pub struct LibraryGuide;
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/projections.md")]
+pub struct ProjectionsGuide;

@@ -1,4 +1,4 @@
-//! The limits users must know (mirrored in the README's "Limits" section).
+//! The limits users must know (mirrored in docs/limits.md).
 
 /// Longest stream id, in bytes of UTF-8.
 pub const MAX_STREAM_ID_BYTES: usize = 256;

@@ -122,6 +122,32 @@ pub(crate) fn from_transaction(err: SdkError<TransactWriteItemsError, HttpRespon
     from_sdk("TransactWriteItems", err)
 }
 
+/// The reason DynamoDB refused a transaction as too large, if it did: a
+/// `ValidationException` about a size or a length (too many bytes, too many actions), or a
+/// cancellation with a `ValidationError` reason (an item over 400 KB). Other validation
+/// errors are the projector's own faults and no reason to park an event.
+pub(crate) fn size_refusal(
+    err: &SdkError<TransactWriteItemsError, HttpResponse>,
+) -> Option<String> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    match se.err() {
+        TransactWriteItemsError::TransactionCanceledException(c) => c
+            .cancellation_reasons()
+            .iter()
+            .find(|r| r.code() == Some("ValidationError"))
+            .map(|r| format!("ValidationError: {}", r.message().unwrap_or("no message"))),
+        other if other.code() == Some("ValidationException") => {
+            let message = other.message().unwrap_or("no message");
+            let lower = message.to_ascii_lowercase();
+            (lower.contains("size") || lower.contains("length"))
+                .then(|| format!("ValidationException: {message}"))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,5 @@
 //! The event item: how a [`RecordedEvent`] is laid out as DynamoDB attributes.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use eventstore_core::{
     EventData, EventType, GlobalFilter, IndexedEvent, Metadata, NewEvent, RecordedEvent,
     StoreError, StreamId, Timestamp,
@@ -62,7 +59,7 @@ pub(crate) struct EventItem {
     pub unsequenced_shard: Option<u8>,
 }
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
+pub(crate) use crate::io::Item;
 
 /// The item of a new event. `last_of_append` marks the append's last event for the sweep
 /// (see [`keys::UNSEQUENCED_SHARD`]).

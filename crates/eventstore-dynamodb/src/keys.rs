@@ -22,6 +22,19 @@
 //! | `GlobalOrder` | `globalBucket` (`globalPosition / 1000`) | `globalPosition` |
 //! | `TypeOrder` | `eventType` | `globalPosition` |
 //! | `CategoryOrder` | `category` | `globalPosition` |
+//!
+//! Checkpoints table items (`CHECKPOINTS_TABLE`):
+//!
+//! | item | `PK` | `SK` |
+//! |------|------|------|
+//! | projection checkpoint | `PROJECTION#<name>` | `CHECKPOINT` |
+//! | rebuild checkpoint | `PROJECTION#<name>#REBUILD` | `CHECKPOINT` |
+//! | parked event | `PARKED#<name>#<generation>` | `<20-digit position>` |
+//! | subscriber checkpoint | `SUBSCRIPTION#<name>` | `CHECKPOINT` |
+//!
+//! Projection rows (`PROJECTIONS_TABLE`): `PK = <name>#<generation>#<key>`, `SK = <item>`
+//! (`-` for a key's single row), the row's JSON in `value` and the position that wrote it
+//! in `position`.
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -75,6 +88,89 @@ pub const GLOBAL_COUNTER_PK: &str = "COUNTER#ALL";
 /// holds, so the index spreads over partitions as the store grows; a page of at most
 /// 1000 events spans at most two buckets.
 pub const GLOBAL_BUCKET_SIZE: u64 = 1000;
+
+/// The sort key of every checkpoint item.
+pub const CHECKPOINT_SK: &str = "CHECKPOINT";
+/// On a checkpoint: the last position applied; on a row: the position that wrote it.
+pub const POSITION: &str = "position";
+/// On a checkpoint: the generation of rows it fills.
+pub const GENERATION: &str = "generation";
+/// On a checkpoint: how many events it parked.
+pub const PARKED: &str = "parked";
+/// On a checkpoint: failed attempts at the event after its position.
+pub const FAILURES: &str = "failures";
+/// On a checkpoint: the token of the last failed attempt counted.
+pub const FAILED_ATTEMPT: &str = "failedAttempt";
+/// On a projection row: its JSON text.
+pub const ROW_VALUE: &str = "value";
+/// On a parked event: its stream, its error and its failed attempts.
+pub const STREAM_ID: &str = "streamId";
+pub const ERROR: &str = "error";
+pub const ATTEMPTS: &str = "attempts";
+
+const REBUILD_SUFFIX: &str = "#REBUILD";
+/// The sort key of a key's single row.
+const SINGLE_ROW_SK: &str = "-";
+
+/// The live checkpoint of projection `name`.
+pub fn checkpoint_pk(name: &str) -> String {
+    format!("PROJECTION#{name}")
+}
+
+/// The checkpoint of a rebuild of `name` in progress, beside the live one.
+pub fn rebuild_pk(name: &str) -> String {
+    format!("{}{REBUILD_SUFFIX}", checkpoint_pk(name))
+}
+
+/// Parked events are kept per generation: a rebuild parks in its own, and readers see
+/// those of the live generation only.
+pub fn parked_pk(name: &str, generation: u64) -> String {
+    format!("PARKED#{name}#{generation}")
+}
+
+/// Where versions before generations kept parked events. Only generation 1 can have
+/// parked there (a rebuild's were mixed in), so it is read for generation 1 only.
+pub fn legacy_parked_pk(name: &str) -> String {
+    format!("PARKED#{name}")
+}
+
+/// A parked event's sort key: its position, zero-padded so they sort by position.
+pub fn parked_sk(position: u64) -> String {
+    format!("{position:020}")
+}
+
+/// The checkpoint of external subscriber `name`.
+pub fn subscription_pk(name: &str) -> String {
+    format!("SUBSCRIPTION#{name}")
+}
+
+/// The partition of the rows under `key` in generation `generation` of projection `name`.
+pub fn rows_pk(name: &str, generation: u64, key: &str) -> String {
+    format!("{name}#{generation}#{key}")
+}
+
+/// The key of a projection row: a key's single row (empty item) has sort key `-`.
+pub fn row_key(name: &str, generation: u64, row: &eventstore_core::RowId) -> (String, String) {
+    (rows_pk(name, generation, &row.key), row_sk(&row.item))
+}
+
+/// The sort key of item `item` (`-` for the empty item).
+pub fn row_sk(item: &str) -> String {
+    if item.is_empty() {
+        SINGLE_ROW_SK.to_owned()
+    } else {
+        item.to_owned()
+    }
+}
+
+/// The item of a row's sort key (the empty item for `-`).
+pub fn row_item(sk: &str) -> &str {
+    if sk == SINGLE_ROW_SK {
+        ""
+    } else {
+        sk
+    }
+}
 
 const STREAM_PREFIX: &str = "STREAM#";
 const VERSION_PREFIX: &str = "VERSION#";
@@ -144,6 +240,26 @@ mod tests {
         // Heads must sort before every version so version range queries never return one.
         assert!(HEAD_SK < version_sk(0).as_str());
         assert!(SNAPSHOT_SK < version_sk(0).as_str());
+    }
+
+    #[test]
+    fn projection_keys_follow_the_documented_layout() {
+        use eventstore_core::RowId;
+        assert_eq!(checkpoint_pk("balances"), "PROJECTION#balances");
+        assert_eq!(rebuild_pk("balances"), "PROJECTION#balances#REBUILD");
+        assert_eq!(parked_pk("balances", 2), "PARKED#balances#2");
+        assert_eq!(parked_sk(42), "00000000000000000042");
+        assert_eq!(subscription_pk("mailer"), "SUBSCRIPTION#mailer");
+        assert_eq!(
+            row_key("balances", 1, &RowId::single("a")),
+            ("balances#1#a".to_owned(), "-".to_owned())
+        );
+        assert_eq!(
+            row_key("streams", 3, &RowId::item("Account", "Account-1")),
+            ("streams#3#Account".to_owned(), "Account-1".to_owned())
+        );
+        assert_eq!(row_item("-"), "");
+        assert_eq!(row_item("Account-1"), "Account-1");
     }
 
     #[test]

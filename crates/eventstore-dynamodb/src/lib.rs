@@ -1,77 +1,42 @@
 //! The DynamoDB adapter of the event store: the only crate that speaks the AWS SDK.
 //!
-//! [`DynamoEventLog`] implements the core's [`EventLog`] port on one events table (layout in
-//! [`keys`]). The SDK picks its endpoint from the standard variables (`AWS_ENDPOINT_URL`,
+//! - [`DynamoEventLog`] implements the core's `EventLog` and `SnapshotStore` ports on one
+//!   events table; [`keys`] builds every key of every table;
+//! - [`projections`] implements the core's `ProjectionStore` (rows and checkpoints, one
+//!   transaction per commit); [`Projector`] is the core's engine on it;
+//! - [`sequencer`] gives events their global positions (a pure planner and its I/O);
+//! - [`trigger`] turns Lambda invocations into calls of both, and stands in for Lambda's
+//!   stream polling locally;
+//! - [`compose`] builds all of it from the environment, once, for every entry point.
+//!
+//! The SDK picks its endpoint from the standard variables (`AWS_ENDPOINT_URL`,
 //! `AWS_ENDPOINT_URL_DYNAMODB`), so DynamoDB Local or any other local endpoint needs no code.
 #![forbid(unsafe_code)]
 
+pub mod compose;
 mod error;
-pub mod event_source;
+mod io;
 mod item;
 pub mod keys;
 mod log;
 pub mod metrics;
-pub mod projector;
+pub mod projections;
 mod schema;
 pub mod sequencer;
 mod snapshots;
+pub mod trigger;
 
+pub use compose::{
+    client_from_env, endpoint_description, Components, Config, DEFAULT_CHECKPOINTS_TABLE,
+    DEFAULT_EVENTS_TABLE, DEFAULT_PROJECTIONS_TABLE,
+};
 pub use log::DynamoEventLog;
-pub use projector::{ProjectReport, ProjectionTables, Projector};
+pub use projections::{projector, DynamoProjectionStore, ProjectionTables, Projector};
 pub use schema::{
     create_events_table, create_key_value_table, events_table_shape, key_value_table_key,
     IndexShape, TableShape,
 };
 pub use sequencer::{SequenceReport, Sequencer, StreamHint, SweepReport};
+pub use trigger::ProjectorTrigger;
 
 pub use aws_sdk_dynamodb::Client;
-
-/// Table name used when `EVENTS_TABLE` is unset (local development).
-pub const DEFAULT_EVENTS_TABLE: &str = "eventstore-events";
-
-/// Table name used when `PROJECTIONS_TABLE` is unset (local development).
-pub const DEFAULT_PROJECTIONS_TABLE: &str = "eventstore-projections";
-/// Table name used when `CHECKPOINTS_TABLE` is unset (local development).
-pub const DEFAULT_CHECKPOINTS_TABLE: &str = "eventstore-checkpoints";
-
-/// Configuration read once at start-up from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// `EVENTS_TABLE`, default [`DEFAULT_EVENTS_TABLE`].
-    pub events_table: String,
-    /// `PROJECTIONS_TABLE` and `CHECKPOINTS_TABLE`.
-    pub projection_tables: ProjectionTables,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-impl Config {
-    pub fn from_env() -> Self {
-        Self {
-            events_table: env_or("EVENTS_TABLE", DEFAULT_EVENTS_TABLE),
-            projection_tables: ProjectionTables {
-                rows: env_or("PROJECTIONS_TABLE", DEFAULT_PROJECTIONS_TABLE),
-                checkpoints: env_or("CHECKPOINTS_TABLE", DEFAULT_CHECKPOINTS_TABLE),
-            },
-        }
-    }
-}
-
-/// A DynamoDB client from the SDK's default chain: region, credentials, endpoint overrides
-/// and the standard retry mode (3 attempts, exponential backoff with jitter).
-pub async fn client_from_env() -> Client {
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Client::new(&sdk_config)
-}
-
-/// The endpoint the SDK will use, for start-up logs: the override if one is set.
-pub fn endpoint_description() -> String {
-    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|_| "AWS DynamoDB (regional endpoint)".to_owned())
-}

@@ -37,7 +37,7 @@ pub struct Metric {
     pub unit: Unit,
     /// Dimension names it is also emitted under (it is always emitted without any, too).
     pub dimensions: &'static [&'static str],
-    /// What it measures, for the README and the dashboard.
+    /// What it measures, for docs/operations.md and the dashboard.
     pub help: &'static str,
 }
 
@@ -114,7 +114,7 @@ pub const EVENTS_APPLIED: Metric = metric(
     "EventsApplied",
     Unit::Count,
     &["Projection"],
-    "events a projection applied (parked ones included)",
+    "events a projection applied (parked ones are counted in EventsParked)",
 );
 pub const EVENTS_PARKED: Metric = metric(
     "EventsParked",
@@ -135,7 +135,7 @@ pub const PROJECTION_FAILURES: Metric = metric(
     "catch-ups of a projection that failed (retried by the next trigger)",
 );
 
-/// Every metric, in the README's order.
+/// Every metric, in docs/operations.md's order.
 pub const ALL: &[&Metric] = &[
     &EVENTS_APPENDED,
     &APPEND_LATENCY,

@@ -61,7 +61,7 @@ pub fn events_table_shape() -> TableShape {
         ]),
         key: pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")]),
         // Projection ALL: a page is one Query, with no GetItem per event. The price is that
-        // each index stores a full copy of every event (see the README's cost table).
+        // each index stores a full copy of every event (see the cost table in docs/limits.md).
         indexes: [
             (keys::GLOBAL_ORDER_INDEX, keys::GLOBAL_BUCKET),
             (keys::TYPE_ORDER_INDEX, keys::EVENT_TYPE),

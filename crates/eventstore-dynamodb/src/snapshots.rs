@@ -1,46 +1,55 @@
 //! Snapshots in the events table: one item per stream, `STREAM#<id>` / `SNAPSHOT`, beside the
-//! stream's events (the sort key keeps it out of every version range).
-
-use std::collections::HashMap;
+//! stream's events (the sort key keeps it out of every version range). Encoded with
+//! serde_dynamo, as event items are.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use eventstore_core::{
     EventData, Snapshot, SnapshotStore, SnapshotWrite, StoreError, StreamId, Timestamp,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::error::from_sdk;
+use crate::io::{get_consistent, n, number, Item};
 use crate::keys;
-use crate::log::{get_consistent, DynamoEventLog};
+use crate::log::DynamoEventLog;
 
-type Item = HashMap<String, AttributeValue>;
-
-fn number(item: &Item, name: &str) -> Option<u64> {
-    item.get(name)?.as_n().ok()?.parse().ok()
+/// A snapshot item. The state is the exact JSON text saved, as event data is.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    version: u64,
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    state: String,
+    #[serde(rename = "createdAt")]
+    created_at: String,
 }
 
-fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
+fn encode(stream: &StreamId, snapshot: &Snapshot) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(SnapshotItem {
+        pk: keys::stream_pk(stream.as_str()),
+        sk: keys::SNAPSHOT_SK.to_owned(),
+        version: snapshot.version,
+        schema_version: snapshot.schema_version,
+        state: snapshot.state.as_json().to_owned(),
+        created_at: snapshot.created_at.to_string(),
+    })
+    .map_err(|e| StoreError::internal("encoding a snapshot item", e))
 }
 
-fn decode(item: &Item) -> Result<Snapshot, StoreError> {
+fn decode(item: Item) -> Result<Snapshot, StoreError> {
     let bad = |what: &str| StoreError::corrupt(format!("stored snapshot: bad {what}"));
+    let item: SnapshotItem = serde_dynamo::from_item(item).map_err(|_| bad("item"))?;
     Ok(Snapshot {
-        version: number(item, keys::VERSION).ok_or_else(|| bad("version"))?,
-        schema_version: number(item, keys::SCHEMA_VERSION)
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| bad("schemaVersion"))?,
-        state: EventData::from_json(
-            text(item, keys::SNAPSHOT_STATE)
-                .ok_or_else(|| bad("state"))?
-                .to_owned(),
-            "state",
-        )
-        .map_err(|_| bad("state"))?,
-        created_at: text(item, keys::CREATED_AT)
-            .and_then(Timestamp::parse)
-            .ok_or_else(|| bad("createdAt"))?,
+        version: item.version,
+        schema_version: item.schema_version,
+        state: EventData::from_json(item.state, "state").map_err(|_| bad("state"))?,
+        created_at: Timestamp::parse(&item.created_at).ok_or_else(|| bad("createdAt"))?,
     })
 }
 
@@ -49,7 +58,6 @@ impl SnapshotStore for DynamoEventLog {
         let pk = keys::stream_pk(stream.as_str());
         get_consistent(&self.client, &self.table, &pk, keys::SNAPSHOT_SK)
             .await?
-            .as_ref()
             .map(decode)
             .transpose()
     }
@@ -63,32 +71,12 @@ impl SnapshotStore for DynamoEventLog {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(
-                keys::PK,
-                AttributeValue::S(keys::stream_pk(stream.as_str())),
-            )
-            .item(keys::SK, AttributeValue::S(keys::SNAPSHOT_SK.to_owned()))
-            .item(
-                keys::VERSION,
-                AttributeValue::N(snapshot.version.to_string()),
-            )
-            .item(
-                keys::SCHEMA_VERSION,
-                AttributeValue::N(snapshot.schema_version.to_string()),
-            )
-            .item(
-                keys::SNAPSHOT_STATE,
-                AttributeValue::S(snapshot.state.as_json().to_owned()),
-            )
-            .item(
-                keys::CREATED_AT,
-                AttributeValue::S(snapshot.created_at.to_string()),
-            )
+            .set_item(Some(encode(stream, snapshot)?))
             // A newer snapshot is never replaced by an older one, whoever writes last.
             .condition_expression("attribute_not_exists(#pk) OR #v <= :v")
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#v", keys::VERSION)
-            .expression_attribute_values(":v", AttributeValue::N(snapshot.version.to_string()))
+            .expression_attribute_values(":v", n(snapshot.version))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;

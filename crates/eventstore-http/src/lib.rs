@@ -10,20 +10,22 @@ mod error;
 pub mod local;
 mod request;
 mod routes;
+mod telemetry;
 
 use std::time::Instant;
 
 use eventstore_core::{
-    EventLog, EventStore, GlobalFilter, RecordedEvent, SnapshotStore, StoreError, Upcasters,
+    EventLog, EventStore, GlobalFilter, NoProjections, ProjectionEngine, ProjectionStore,
+    RecordedEvent, SnapshotStore, SubscriptionStore, Upcasters,
 };
-use eventstore_dynamodb::metrics::{self, Metrics};
-use eventstore_dynamodb::{DynamoEventLog, Projector};
+use eventstore_dynamodb::{Components, DynamoEventLog, DynamoProjectionStore};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 pub use error::{ApiError, RETRY_AFTER_SECONDS};
 pub use routes::{match_route, Route, Side};
+use telemetry::{emit_metrics, log_error, EventsWritten};
 
 /// Largest request body accepted: Lambda's synchronous payload limit. Valid appends are far
 /// smaller (see `eventstore_core::limits`).
@@ -32,7 +34,8 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// Which routes an [`App`] serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mount {
-    /// The append route only (the `append-api` function).
+    /// The write routes: appends, snapshot puts, subscription checkpoints (the
+    /// `append-api` function).
     Write,
     /// The read routes only (the `read-api` function).
     Read,
@@ -49,26 +52,22 @@ impl Mount {
     }
 }
 
-/// The API over an event store.
-pub struct App<L> {
+/// The API over an event store, with the projections and subscription checkpoints of `P`
+/// (none until [`App::with_projector`]).
+pub struct App<L, P = NoProjections> {
     store: EventStore<L>,
     mount: Mount,
     upcasters: Upcasters,
-    projector: Option<Projector>,
+    projector: Option<ProjectionEngine<L, P>>,
 }
 
-impl App<DynamoEventLog> {
-    /// Reads the configuration and builds the SDK client, once per process.
-    pub async fn from_env(mount: Mount) -> Self {
-        let config = eventstore_dynamodb::Config::from_env();
-        let client = eventstore_dynamodb::client_from_env().await;
-        let log = DynamoEventLog::new(client, config.events_table);
-        let projector = Projector::new(
-            log.clone(),
-            config.projection_tables,
-            eventstore_core::builtin::all(),
-        );
-        Self::new(EventStore::new(log), mount).with_projector(projector)
+impl App<DynamoEventLog, DynamoProjectionStore> {
+    /// The API as the deployed functions and the local server run it: the composition
+    /// root's store, projector and upcasters.
+    pub fn from_components(components: &Components, mount: Mount) -> Self {
+        App::new(components.store(), mount)
+            .with_projector(components.projector())
+            .with_upcasters(components.registry.upcasters.clone())
     }
 }
 
@@ -81,12 +80,22 @@ impl<L: EventLog + SnapshotStore> App<L> {
             projector: None,
         }
     }
+}
 
+impl<L, P> App<L, P>
+where
+    L: EventLog + SnapshotStore,
+    P: ProjectionStore + SubscriptionStore,
+{
     /// The projections and subscription checkpoints the `/projections` and `/subscriptions`
     /// routes serve; without one, those routes answer 404.
-    pub fn with_projector(mut self, projector: Projector) -> Self {
-        self.projector = Some(projector);
-        self
+    pub fn with_projector<Q>(self, projector: ProjectionEngine<L, Q>) -> App<L, Q> {
+        App {
+            store: self.store,
+            mount: self.mount,
+            upcasters: self.upcasters,
+            projector: Some(projector),
+        }
     }
 
     /// The upcasters read routes apply when a request says `upcast=true`.
@@ -328,16 +337,17 @@ impl<L: EventLog + SnapshotStore> App<L> {
         ))
     }
 
-    fn projector(&self, name: &str) -> Result<&Projector, ApiError> {
+    fn projector(&self, name: &str) -> Result<&ProjectionEngine<L, P>, ApiError> {
         self.projector
             .as_ref()
             .filter(|p| p.projection(name).is_some())
             .ok_or_else(|| ApiError::NotFound(format!("no projection {name}")))
     }
 
-    fn subscriptions(&self) -> Result<&Projector, ApiError> {
+    fn subscriptions(&self) -> Result<&P, ApiError> {
         self.projector
             .as_ref()
+            .map(ProjectionEngine::store)
             .ok_or_else(|| ApiError::NotFound("subscriptions are not configured".into()))
     }
 
@@ -357,33 +367,6 @@ impl<L: EventLog + SnapshotStore> App<L> {
     }
 }
 
-/// How many events an append wrote, carried from `serve` to the metrics on the response.
-#[derive(Debug, Clone, Copy)]
-struct EventsWritten(usize);
-
-/// The request's metrics: for appends, events written and latency; for every route, a 503.
-fn emit_metrics(route: Option<&Route>, name: &str, response: &Response<Body>, elapsed_ms: u64) {
-    let unavailable = response.status() == StatusCode::SERVICE_UNAVAILABLE;
-    if !unavailable && !matches!(route, Some(Route::Append(_))) {
-        // Reads have no metrics of their own: nothing to build on their path.
-        return;
-    }
-    let mut metrics = Metrics::new().dimension("Route", name);
-    if let Some(Route::Append(_)) = route {
-        let written = response
-            .extensions()
-            .get::<EventsWritten>()
-            .map_or(0, |w| w.0);
-        metrics
-            .put(&metrics::EVENTS_APPENDED, written as f64)
-            .put(&metrics::APPEND_LATENCY, elapsed_ms as f64);
-    }
-    if unavailable {
-        metrics.put(&metrics::REQUESTS_UNAVAILABLE, 1.0);
-    }
-    metrics.emit();
-}
-
 /// The request body, refused early when no valid request can be that large.
 fn bounded(request: &Request) -> Result<&[u8], ApiError> {
     let body = request.body().as_ref();
@@ -393,23 +376,4 @@ fn bounded(request: &Request) -> Result<&[u8], ApiError> {
         });
     }
     Ok(body)
-}
-
-fn log_error(err: &ApiError, request_id: &str) {
-    match err {
-        ApiError::Store(StoreError::Internal { .. } | StoreError::Unavailable { .. }) => {
-            // The full chain goes to the log only; the client sees a fixed message.
-            let mut chain = String::new();
-            let mut source: Option<&dyn std::error::Error> = Some(err);
-            while let Some(e) = source {
-                if !chain.is_empty() {
-                    chain.push_str(": ");
-                }
-                chain.push_str(&e.to_string());
-                source = e.source();
-            }
-            tracing::error!(request_id, error = %chain, "request failed");
-        }
-        _ => tracing::debug!(request_id, error = %err, "request refused"),
-    }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventstore_core::ValidationError;
-use eventstore_core::{EventLog, SnapshotStore};
-use eventstore_dynamodb::event_source::run_locally;
+use eventstore_core::{EventLog, ProjectionStore, SnapshotStore, SubscriptionStore};
+use eventstore_dynamodb::trigger::{run_locally, ProjectorTrigger};
 use eventstore_dynamodb::{DynamoEventLog, Projector, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -36,13 +36,14 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `app` on `listener` until `shutdown` completes.
-pub async fn serve<L, F>(
-    app: Arc<App<L>>,
+pub async fn serve<L, P, F>(
+    app: Arc<App<L, P>>,
     listener: TcpListener,
     shutdown: F,
 ) -> std::io::Result<()>
 where
     L: EventLog + SnapshotStore + 'static,
+    P: ProjectionStore + SubscriptionStore + 'static,
     F: std::future::Future<Output = ()>,
 {
     tokio::pin!(shutdown);
@@ -67,10 +68,14 @@ where
     }
 }
 
-async fn answer<L: EventLog + SnapshotStore>(
-    app: &App<L>,
+async fn answer<L, P>(
+    app: &App<L, P>,
     req: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
+) -> hyper::Response<Full<Bytes>>
+where
+    L: EventLog + SnapshotStore,
+    P: ProjectionStore + SubscriptionStore,
+{
     let request_id = uuid::Uuid::now_v7().to_string();
     let (parts, body) = req.into_parts();
     let response = match read_body(&parts.headers, body).await {
@@ -142,7 +147,10 @@ pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
 
 /// Runs the projections as the deployed stack does: a local poller of the counter item's
 /// stream records feeds the same handler the `projector` function runs, and a timer runs
-/// the scheduled catch-up (see `Projector::run_locally`).
-pub fn spawn_projector(projector: Projector) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(projector.run_locally())
+/// the scheduled catch-up every `catch_up_every` (see [`ProjectorTrigger::run_locally`]).
+pub fn spawn_projector(
+    projector: Projector,
+    catch_up_every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(projector.run_locally(catch_up_every))
 }

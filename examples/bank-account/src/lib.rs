@@ -2,7 +2,7 @@
 //! read the older shapes of its deposits.
 #![forbid(unsafe_code)]
 
-use eventstore_core::{Aggregate, DomainEvent, Upcasters};
+use eventstore_core::{Aggregate, DomainEvent, Registry, Upcasters};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -33,6 +33,18 @@ impl DomainEvent for AccountEvent {
             _ => 1,
         }
     }
+}
+
+mod balances;
+
+pub use balances::AccountBalances;
+
+/// What the bank app registers with the store: its read model and its upcasters. The
+/// deployed functions are built from this (with the built-in `category-streams`).
+pub fn registry() -> Registry {
+    Registry::new()
+        .projection(AccountBalances)
+        .upcasters(upcasters())
 }
 
 /// The upcasting chain of `MoneyDeposited`: v1 → v2 renames `value` to `amount`, v2 → v3

@@ -4,17 +4,9 @@
 
 use std::process::ExitCode;
 
-use bank_account::{upcasters, AccountCommand, BankAccount};
-use std::sync::Arc;
-
-use eventstore_core::builtin::AccountBalances;
-use eventstore_core::{
-    CommandContext, CommandError, EventStore, Repository, SnapshotMode, StoreError,
-};
-use eventstore_dynamodb::{
-    client_from_env, create_key_value_table, Config, DynamoEventLog, Projector, Sequencer,
-    StreamHint,
-};
+use bank_account::{registry, AccountBalances, AccountCommand, BankAccount};
+use eventstore_core::{CommandContext, CommandError, Repository, SnapshotMode, StoreError};
+use eventstore_dynamodb::{Components, DynamoEventLog, StreamHint};
 
 /// Amounts are in cents.
 fn euros(n: i64) -> i64 {
@@ -23,14 +15,15 @@ fn euros(n: i64) -> i64 {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let table = Config::from_env().events_table;
-    let log = DynamoEventLog::new(client_from_env().await, table.clone());
-    if let Err(err) = log.create_table().await {
-        eprintln!("cannot reach or create table {table}: {err}");
+    // Built as the deployed functions build it, with this app's registry.
+    let components = Components::from_env(registry()).await;
+    let table = components.config.events_table.clone();
+    if let Err(err) = components.create_tables().await {
+        eprintln!("cannot reach or create the tables: {err}");
         return ExitCode::FAILURE;
     }
-    let accounts: Repository<BankAccount, _> = Repository::new(EventStore::new(log))
-        .with_upcasters(upcasters())
+    let accounts: Repository<BankAccount, _> = Repository::new(components.store())
+        .with_upcasters(components.registry.upcasters.clone())
         .with_snapshot_mode(SnapshotMode::Inline);
     let id = std::env::args()
         .nth(1)
@@ -90,7 +83,7 @@ async fn main() -> ExitCode {
     );
     // The account-balances projection reads the same events. On AWS (and under `make dev`)
     // the sequencer and the projector run on their own; here they are called directly.
-    match project(&table, &id, loaded.version).await {
+    match project(&components, &id, loaded.version).await {
         Ok(row) => println!("account-balances row for {id}: {row}"),
         Err(err) => {
             eprintln!("projection failed: {err}");
@@ -100,26 +93,13 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn project(table: &str, id: &str, version: u64) -> Result<String, StoreError> {
-    let config = Config::from_env();
-    let client = client_from_env().await;
-    for t in [
-        &config.projection_tables.rows,
-        &config.projection_tables.checkpoints,
-    ] {
-        create_key_value_table(&client, t).await?;
-    }
-    let log = DynamoEventLog::new(client, table);
+async fn project(components: &Components, id: &str, version: u64) -> Result<String, StoreError> {
     let stream = Repository::<BankAccount, DynamoEventLog>::stream_id(id)?;
-    Sequencer::new(log.clone())
+    components
+        .sequencer()
         .sequence(&[StreamHint { stream, version }])
         .await?;
-    let projector = Projector::new(
-        log,
-        config.projection_tables,
-        vec![Arc::new(AccountBalances)],
-    )
-    .with_upcasters(upcasters());
+    let projector = components.projector();
     projector.catch_up(&AccountBalances, None).await?;
     let (rows, _) = projector.rows("account-balances", id, None, 1).await?;
     Ok(rows

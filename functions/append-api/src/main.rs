@@ -1,6 +1,7 @@
 //! Lambda function `append-api`: wiring only. The routes and handlers live in `eventstore-http`.
 #![forbid(unsafe_code)]
 
+use eventstore_dynamodb::Components;
 use eventstore_http::{App, Mount};
 use lambda_http::{run, service_fn, Error};
 
@@ -9,6 +10,8 @@ async fn main() -> Result<(), Error> {
     // JSON or text per the function's LoggingConfig (AWS_LAMBDA_LOG_FORMAT), level from
     // AWS_LAMBDA_LOG_LEVEL.
     lambda_http::tracing::init_default_subscriber();
-    let app = App::from_env(Mount::Write).await;
+    // Built once per execution environment, as every entry point builds it.
+    let components = Components::from_env(eventstore_app::registry()).await;
+    let app = App::from_components(&components, Mount::Write);
     run(service_fn(|request| app.handle_lambda(request))).await
 }

@@ -3,18 +3,16 @@
 //! is `eventstore_dynamodb::Sequencer::invoke`.
 #![forbid(unsafe_code)]
 
-use eventstore_dynamodb::sequencer::Invocation;
-use eventstore_dynamodb::{client_from_env, Config, DynamoEventLog, Sequencer};
+use eventstore_core::Registry;
+use eventstore_dynamodb::trigger::Invocation;
+use eventstore_dynamodb::Components;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env();
-    let sequencer = Sequencer::new(DynamoEventLog::new(
-        client_from_env().await,
-        config.events_table,
-    ));
+    // The sequencer runs no projections: it needs no app registry.
+    let sequencer = Components::from_env(Registry::new()).await.sequencer();
     let sequencer = &sequencer;
     run(service_fn(
         move |event: LambdaEvent<Invocation>| async move {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use eventstore_core::builtin::AccountBalances;
+use bank_account::AccountBalances;
 use eventstore_core::{AppendBatch, ExpectedVersion, StreamId};
 use eventstore_tests::{event, TestStore};
 

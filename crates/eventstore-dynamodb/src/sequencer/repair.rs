@@ -1,7 +1,14 @@
 //! Repair: finds events without a position with a full Scan, for events appended before
 //! the `Unsequenced` index existed.
 
-use super::*;
+use std::collections::HashMap;
+
+use eventstore_core::{StoreError, StreamId};
+
+use super::{Sequencer, StreamHint};
+use crate::error::from_sdk;
+use crate::io::{s, text};
+use crate::keys;
 
 impl Sequencer {
     /// Finds every event without a position, with a Scan of the whole table (it reads every
@@ -15,37 +22,31 @@ impl Sequencer {
         // stream -> (newest unsequenced version, oldest unsequenced createdAt)
         let mut found: HashMap<String, (u64, String)> = HashMap::new();
         let (mut scanned, mut events) = (0u64, 0u64);
-        let mut start = None;
-        loop {
-            let out = self
-                .log
-                .client
-                .scan()
-                .table_name(&self.log.table)
-                .filter_expression("begins_with(#sk, :events) AND attribute_not_exists(#pos)")
-                .projection_expression("#pk, #sk, #created")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
-                .expression_attribute_names("#created", keys::CREATED_AT)
-                .expression_attribute_values(
-                    ":events",
-                    AttributeValue::S(keys::event_sk_prefix().to_owned()),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk("Scan", e))?;
-            scanned += u64::try_from(out.scanned_count).unwrap_or(0);
-            for item in out.items.unwrap_or_default() {
-                let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+        let mut pages = self
+            .log
+            .client
+            .scan()
+            .table_name(&self.log.table)
+            .filter_expression("begins_with(#sk, :events) AND attribute_not_exists(#pos)")
+            .projection_expression("#pk, #sk, #created")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
+            .expression_attribute_names("#created", keys::CREATED_AT)
+            .expression_attribute_values(":events", s(keys::event_sk_prefix()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("Scan", e))?;
+            scanned += u64::try_from(page.scanned_count).unwrap_or(0);
+            for item in page.items.unwrap_or_default() {
                 let (Some(stream), Some(version)) = (
-                    text(keys::PK).and_then(|pk| keys::stream_of_pk(pk)),
-                    text(keys::SK).and_then(|sk| keys::parse_version_sk(sk)),
+                    text(&item, keys::PK).and_then(keys::stream_of_pk),
+                    text(&item, keys::SK).and_then(keys::parse_version_sk),
                 ) else {
                     continue;
                 };
-                let created = text(keys::CREATED_AT).cloned().unwrap_or_default();
+                let created = text(&item, keys::CREATED_AT).unwrap_or_default().to_owned();
                 events += 1;
                 let entry = found
                     .entry(stream.to_owned())
@@ -56,10 +57,6 @@ impl Sequencer {
                 }
             }
             progress(scanned, events);
-            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                Some(key) => start = Some(key),
-                None => break,
-            }
         }
         let mut streams: Vec<(String, (u64, String))> = found.into_iter().collect();
         // Oldest first, so that repaired positions follow append time as far as they can.

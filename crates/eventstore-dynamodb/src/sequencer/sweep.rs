@@ -1,7 +1,17 @@
 //! The sweep: sequences appends the stream path left behind, found through the sparse
 //! `Unsequenced` index rather than a Scan.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use eventstore_core::{StoreError, StreamId, Timestamp};
+
+use super::{Sequencer, StreamHint, SweepReport, SWEEP_BUDGET, SWEEP_PAGE};
+use crate::error::from_sdk;
+use crate::io::{key, n, s, text, Item};
+use crate::keys;
+use crate::metrics::{self, Metrics};
 
 impl Sequencer {
     /// Sequences every append that is still unsequenced `older_than` after it was made:
@@ -17,7 +27,9 @@ impl Sequencer {
         // is sequenced before the next is read: a large backlog (a day with the stream path
         // off) is worked off across sweeps, oldest first per shard, instead of being read
         // whole and timing out before the first commit.
-        let mut cursors: Vec<(u8, Option<HashMap<String, AttributeValue>>)> =
+        // Not the SDK's paginator: shards take turns and the time budget is checked between
+        // pages, so each cursor is kept by hand.
+        let mut cursors: Vec<(u8, Option<Item>)> =
             (0..keys::UNSEQUENCED_SHARDS).map(|s| (s, None)).collect();
         while !cursors.is_empty() && started.elapsed() < SWEEP_BUDGET {
             let mut next = Vec::with_capacity(cursors.len());
@@ -36,8 +48,8 @@ impl Sequencer {
                     .key_condition_expression("#shard = :shard AND #created < :cutoff")
                     .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
                     .expression_attribute_names("#created", keys::CREATED_AT)
-                    .expression_attribute_values(":shard", number(u64::from(shard)))
-                    .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.clone()))
+                    .expression_attribute_values(":shard", n(u64::from(shard)))
+                    .expression_attribute_values(":cutoff", s(cutoff.clone()))
                     .limit(SWEEP_PAGE)
                     .set_exclusive_start_key(start)
                     .send()
@@ -48,11 +60,10 @@ impl Sequencer {
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|item| {
-                        let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
-                        let stream = text(keys::PK)
-                            .and_then(|pk| keys::stream_of_pk(pk))
+                        let stream = text(item, keys::PK)
+                            .and_then(keys::stream_of_pk)
                             .and_then(|s| StreamId::stored(s, "streamId").ok())?;
-                        let version = text(keys::SK).and_then(|sk| keys::parse_version_sk(sk))?;
+                        let version = text(item, keys::SK).and_then(keys::parse_version_sk)?;
                         Some(StreamHint { stream, version })
                     })
                     .collect();
@@ -92,11 +103,10 @@ impl Sequencer {
             .client
             .update_item()
             .table_name(&self.log.table)
-            .key(
-                keys::PK,
-                AttributeValue::S(keys::stream_pk(hint.stream.as_str())),
-            )
-            .key(keys::SK, AttributeValue::S(keys::version_sk(hint.version)))
+            .set_key(Some(key(
+                keys::stream_pk(hint.stream.as_str()),
+                keys::version_sk(hint.version),
+            )))
             .update_expression("REMOVE #unsequenced")
             .condition_expression("attribute_exists(#pos) AND attribute_exists(#unsequenced)")
             .expression_attribute_names("#pos", keys::GLOBAL_POSITION)

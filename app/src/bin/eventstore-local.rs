@@ -1,10 +1,12 @@
 //! `make dev`: the HTTP API on 127.0.0.1:$PORT against the DynamoDB the SDK variables name,
-//! with the sequencer fed by a local poller of the table's stream.
+//! with the sequencer and the projector fed by local pollers of the table's stream, all
+//! built by the same composition root as the Lambda functions.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use eventstore_dynamodb::{trigger::projector::LOCAL_CATCH_UP_EVERY, Components};
 use eventstore_http::{local, App, Mount};
 
 #[tokio::main]
@@ -23,27 +25,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Arc::new(App::from_env(Mount::All).await);
-    let table = app.store().log().table().to_owned();
+    let components = Components::from_env(eventstore_app::registry()).await;
+    let table = components.config.events_table.clone();
     let endpoint = eventstore_dynamodb::endpoint_description();
-    if let Err(err) = app.store().log().create_table().await {
-        eprintln!("could not create table {table} at {endpoint}: {err}");
+    if let Err(err) = components.create_tables().await {
+        eprintln!("could not create the tables at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
-    let tables = eventstore_dynamodb::Config::from_env().projection_tables;
-    for table in [&tables.rows, &tables.checkpoints] {
-        let client = eventstore_dynamodb::client_from_env().await;
-        if let Err(err) = eventstore_dynamodb::create_key_value_table(&client, table).await {
-            eprintln!("could not create table {table} at {endpoint}: {err}");
-            return ExitCode::FAILURE;
-        }
-    }
-    local::spawn_sequencer(app.store().log().clone());
-    local::spawn_projector(eventstore_dynamodb::Projector::new(
-        app.store().log().clone(),
-        tables,
-        eventstore_core::builtin::all(),
-    ));
+    local::spawn_sequencer(components.log.clone());
+    local::spawn_projector(components.projector(), LOCAL_CATCH_UP_EVERY);
+    let app = Arc::new(App::from_components(&components, Mount::All));
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
         Err(err) => {

@@ -16,80 +16,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use eventstore_core::StoreError;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::filter::FilterPattern;
 use crate::error::from_sdk;
 use crate::log::DynamoEventLog;
-
-/// A Lambda event filter pattern, the subset the template uses: nested objects, and lists of
-/// allowed values, each a literal or `{"prefix": "..."}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FilterPattern(Map<String, Value>);
-
-impl FilterPattern {
-    pub fn parse(pattern: &str) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_str(pattern).map_err(|e| format!("filter pattern: {e}"))?;
-        let Value::Object(map) = value else {
-            return Err("filter pattern: not a JSON object".into());
-        };
-        check(&map)?;
-        Ok(Self(map))
-    }
-
-    /// Whether a record, in the JSON shape Lambda delivers, passes the filter.
-    pub fn matches(&self, record: &Value) -> bool {
-        matches_object(&self.0, record)
-    }
-}
-
-fn check(pattern: &Map<String, Value>) -> Result<(), String> {
-    for (field, rule) in pattern {
-        match rule {
-            Value::Object(inner) => check(inner)?,
-            Value::Array(allowed) => {
-                for a in allowed {
-                    match a {
-                        Value::Object(op)
-                            if op.len() == 1 && op.get("prefix").is_some_and(Value::is_string) => {}
-                        Value::Object(_) | Value::Array(_) => {
-                            return Err(format!("filter pattern: unsupported rule for {field}"))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "filter pattern: {field} must be an object or a list"
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn matches_object(pattern: &Map<String, Value>, value: &Value) -> bool {
-    pattern.iter().all(|(field, rule)| {
-        let Some(actual) = value.get(field) else {
-            return false;
-        };
-        match rule {
-            Value::Object(inner) => matches_object(inner, actual),
-            Value::Array(allowed) => allowed.iter().any(|a| match a {
-                Value::Object(op) => match (op.get("prefix"), actual) {
-                    (Some(Value::String(p)), Value::String(s)) => s.starts_with(p.as_str()),
-                    _ => false,
-                },
-                literal => literal == actual,
-            }),
-            _ => false,
-        }
-    })
-}
 
 /// How the local event source delivers records; the defaults follow the template.
 #[derive(Debug, Clone)]
@@ -362,24 +296,6 @@ pub async fn run_locally<C: StreamConsumer>(consumer: C, name: &str) {
     }
 }
 
-/// The answer of a stream handler that failed: the batch's first record reported as failed,
-/// so that the event source retries the whole batch (the handlers are idempotent, so what
-/// did commit is not repeated). A batch with no sequence number fails as a whole instead.
-pub fn retry_batch(event: &Event, err: StoreError) -> Result<DynamoDbEventResponse, StoreError> {
-    let first = event
-        .records
-        .iter()
-        .find_map(|r| r.change.sequence_number.clone());
-    let Some(sequence_number) = first else {
-        return Err(err);
-    };
-    let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = Some(sequence_number);
-    let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures.push(failure);
-    Ok(response)
-}
-
 fn sequence_number(record: &Value) -> Option<&str> {
     record.get("dynamodb")?.get("SequenceNumber")?.as_str()
 }
@@ -421,30 +337,4 @@ fn lambda_record(record: &Record, stream_arn: &str) -> Value {
         "eventSourceARN": stream_arn,
         "dynamodb": dynamodb,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sequencer::EVENT_INSERTS_FILTER;
-
-    fn record(name: &str, sk: &str) -> Value {
-        json!({"eventName": name, "dynamodb": {"Keys": {"PK": {"S": "STREAM#a"}, "SK": {"S": sk}}}})
-    }
-
-    #[test]
-    fn the_sequencer_filter_passes_event_inserts_only() {
-        let f = FilterPattern::parse(EVENT_INSERTS_FILTER).unwrap();
-        assert!(f.matches(&record("INSERT", "VERSION#00000000000000000001")));
-        assert!(!f.matches(&record("MODIFY", "VERSION#00000000000000000001")));
-        assert!(!f.matches(&record("INSERT", "HEAD")));
-        assert!(!f.matches(&json!({"eventName": "INSERT"})));
-    }
-
-    #[test]
-    fn unsupported_filter_rules_are_refused() {
-        assert!(FilterPattern::parse(r#"{"a": [{"numeric": [">", 1]}]}"#).is_err());
-        assert!(FilterPattern::parse(r#"{"a": "x"}"#).is_err());
-        assert!(FilterPattern::parse("[]").is_err());
-    }
 }

@@ -1,10 +1,7 @@
-//! The built-in projections: `account-balances` (the seeds' bank-account read model) and
-//! `category-streams` (the streams of each category).
+//! The bank example's read model: `account-balances`, one row per account.
 
+use eventstore_core::{EventType, Projection, RecordedEvent, RowId, Rows};
 use serde_json::{json, Value};
-
-use crate::projection::{Projection, RowId, Rows};
-use crate::{EventType, RecordedEvent};
 
 /// Per account (stream `Account-<id>`, row key `<id>`): `balance`, `transactionCount`,
 /// `lastActivity` and `isOpen`, from `AccountOpened {initialDeposit}`,
@@ -101,53 +98,10 @@ impl Projection for AccountBalances {
     }
 }
 
-/// Per category (row key: the category), one row per stream (item: the stream id) with its
-/// current `version` and `lastEventAt`. A category's streams are read a page at a time.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CategoryStreams;
-
-impl Projection for CategoryStreams {
-    fn name(&self) -> &str {
-        "category-streams"
-    }
-
-    fn handles(&self, _: &EventType) -> bool {
-        true
-    }
-
-    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
-        vec![RowId::item(
-            event.stream_id.category().as_str(),
-            event.stream_id.as_str(),
-        )]
-    }
-
-    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
-        let row = RowId::item(
-            event.stream_id.category().as_str(),
-            event.stream_id.as_str(),
-        );
-        rows.put(
-            row,
-            json!({"streamId": event.stream_id.as_str(), "version": event.version,
-                   "lastEventAt": event.created_at.to_string()}),
-        );
-        Ok(())
-    }
-}
-
-/// Every built-in projection.
-pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
-    vec![
-        std::sync::Arc::new(AccountBalances),
-        std::sync::Arc::new(CategoryStreams),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EventData, Metadata, StreamId, Timestamp};
+    use eventstore_core::{EventData, Metadata, StreamId, Timestamp};
 
     fn recorded(stream: &str, event_type: &str, data: &str) -> RecordedEvent {
         RecordedEvent {

@@ -1,9 +1,17 @@
 //! Rebuild: replay a projection into a new generation of rows and switch readers to it,
-//! idempotently (a re-run after any failure resumes or finds its generation live).
+//! idempotently (a re-run after any failure resumes, or finds its generation live).
 
-use super::*;
+use super::engine::ProjectionEngine;
+use super::port::{ProjectionStore, Slot};
+use super::{Checkpoint, Projection};
+use crate::{EventLog, StoreError};
 
-impl Projector {
+/// Attempts at starting a rebuild while the checkpoints keep moving.
+const START_ATTEMPTS: usize = 20;
+/// Positions a rebuild replays between looks at the head.
+const REBUILD_STRIDE: u64 = 1000;
+
+impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
     /// Replays `projection` from position 1 into a fresh generation of its rows, then
     /// switches readers to it atomically. Reads keep answering from the live generation
     /// meanwhile, and the live projector keeps running. `progress` gets (position, head)
@@ -14,14 +22,13 @@ impl Projector {
     /// itself, its answer lost, or by a concurrent run) reports the live checkpoint. The
     /// live generation's rows are never written: a rebuild's checkpoint is created only
     /// while the live one is in the generation before it, and the switch deletes it in
-    /// the same transaction that moves the live one.
+    /// the same commit that moves the live one.
     pub async fn rebuild(
         &self,
         projection: &dyn Projection,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Checkpoint, StoreError> {
         let name = projection.name();
-        let rebuild_pk = rebuild_pk(name);
         let generation = self.start_rebuild(name).await?;
         loop {
             let head = self.head().await?;
@@ -33,8 +40,8 @@ impl Projector {
                 if at.position >= head {
                     break at;
                 }
-                let step_to = at.position.saturating_add(1000).min(head);
-                self.catch_up_at(projection, &rebuild_pk, Some(step_to))
+                let step_to = at.position.saturating_add(REBUILD_STRIDE).min(head);
+                self.catch_up_at(projection, Slot::Rebuild(name.to_owned()), Some(step_to))
                     .await?;
             };
             let live = self.checkpoint(name).await?;
@@ -45,36 +52,7 @@ impl Projector {
                 // The live projector is ahead: catch up further first.
                 continue;
             }
-            // One transaction: the live checkpoint takes the rebuilt generation and position
-            // (only if it is still where it was read), and the rebuild's checkpoint goes.
-            let switch = self.checkpoint_update(
-                &checkpoint_pk(name),
-                live,
-                "SET #pos = :new, #gen = :newgen, #parked = :parked, #fail = :zero",
-                vec![
-                    (":new", n(rebuilt.position)),
-                    (":newgen", n(rebuilt.generation)),
-                    (":parked", n(rebuilt.parked)),
-                ],
-            )?;
-            let done = Delete::builder()
-                .table_name(&self.tables.checkpoints)
-                .key(keys::PK, s(&rebuild_pk))
-                .key(keys::SK, s(CHECKPOINT_SK))
-                .condition_expression("#pos = :at AND #gen = :gen")
-                .expression_attribute_names("#pos", POSITION)
-                .expression_attribute_names("#gen", GENERATION)
-                .expression_attribute_values(":at", n(rebuilt.position))
-                .expression_attribute_values(":gen", n(generation))
-                .build()
-                .map_err(|e| StoreError::internal("building a Delete", e))?;
-            if self
-                .transact(vec![
-                    switch,
-                    TransactWriteItem::builder().delete(done).build(),
-                ])
-                .await?
-            {
+            if self.rows.switch(name, live, rebuilt).await? {
                 return self.checkpoint(name).await;
             }
             // A condition failed: the live projector or the rebuild moved, or the switch
@@ -86,22 +64,12 @@ impl Projector {
     /// The generation a rebuild of `name` fills: the one in progress if its checkpoint is
     /// the live generation's next, else a new one, created only while the live checkpoint
     /// is still in the generation before it.
-    pub(super) async fn start_rebuild(&self, name: &str) -> Result<u64, StoreError> {
-        let rebuild_pk = rebuild_pk(name);
-        for _ in 0..20 {
+    async fn start_rebuild(&self, name: &str) -> Result<u64, StoreError> {
+        let slot = Slot::Rebuild(name.to_owned());
+        for _ in 0..START_ATTEMPTS {
             let live = self.checkpoint(name).await?;
             let next = live.generation + 1;
-            let found = self.checkpoint_at(&rebuild_pk).await?;
-            let mut put = Put::builder()
-                .table_name(&self.tables.checkpoints)
-                .item(keys::PK, s(&rebuild_pk))
-                .item(keys::SK, s(CHECKPOINT_SK))
-                .item(POSITION, n(0))
-                .item(GENERATION, n(next))
-                .item(PARKED, n(0))
-                .item(FAILURES, n(0))
-                .expression_attribute_names("#pk", keys::PK);
-            put = match found {
+            let stale = match self.rows.checkpoint(&slot).await? {
                 Some(rebuild) if rebuild.generation == next => return Ok(next),
                 // Left by an older version of this code, whose switch could recreate the
                 // rebuild's checkpoint in the generation it had just made live: resuming
@@ -113,33 +81,11 @@ impl Projector {
                         live = live.generation,
                         "replacing a rebuild checkpoint that is not the live generation's next"
                     );
-                    put.condition_expression("attribute_exists(#pk) AND #gen = :stale")
-                        .expression_attribute_names("#gen", GENERATION)
-                        .expression_attribute_values(":stale", n(stale.generation))
+                    Some(stale.generation)
                 }
-                None => put.condition_expression("attribute_not_exists(#pk)"),
+                None => None,
             };
-            let put = put
-                .build()
-                .map_err(|e| StoreError::internal("building a Put", e))?;
-            let live_unchanged = ConditionCheck::builder()
-                .table_name(&self.tables.checkpoints)
-                .key(keys::PK, s(checkpoint_pk(name)))
-                .key(keys::SK, s(CHECKPOINT_SK))
-                .condition_expression("attribute_not_exists(#gen) OR #gen = :gen")
-                .expression_attribute_names("#gen", GENERATION)
-                .expression_attribute_values(":gen", n(live.generation))
-                .build()
-                .map_err(|e| StoreError::internal("building a ConditionCheck", e))?;
-            if self
-                .transact(vec![
-                    TransactWriteItem::builder().put(put).build(),
-                    TransactWriteItem::builder()
-                        .condition_check(live_unchanged)
-                        .build(),
-                ])
-                .await?
-            {
+            if self.rows.start_rebuild(name, live, stale).await? {
                 return Ok(next);
             }
             // Another run started it, or the live generation moved: read again.
@@ -151,24 +97,21 @@ impl Projector {
     }
 
     /// The checkpoint of the rebuild to `generation`, `None` once it is over.
-    pub(super) async fn rebuild_checkpoint(
+    async fn rebuild_checkpoint(
         &self,
         name: &str,
         generation: u64,
     ) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self
-            .checkpoint_at(&rebuild_pk(name))
+            .rows
+            .checkpoint(&Slot::Rebuild(name.to_owned()))
             .await?
             .filter(|c| c.generation == generation))
     }
 
     /// The answer of a rebuild to `generation` whose checkpoint is gone: done if the live
     /// checkpoint has reached that generation.
-    pub(super) async fn switched(
-        &self,
-        name: &str,
-        generation: u64,
-    ) -> Result<Checkpoint, StoreError> {
+    async fn switched(&self, name: &str, generation: u64) -> Result<Checkpoint, StoreError> {
         let live = self.checkpoint(name).await?;
         if live.generation >= generation {
             tracing::info!(

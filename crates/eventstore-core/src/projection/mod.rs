@@ -1,17 +1,40 @@
 //! Projections: read models kept up to date from the global order.
 //!
 //! A projection is pure: given an event and the current values of the rows it touches, it
-//! changes those rows. The projector (in the DynamoDB adapter) reads the rows, applies a
-//! batch of events in global order, and writes each changed row once, together with the
-//! projection's checkpoint, in one transaction conditioned on the checkpoint it read. So
-//! every event takes effect exactly once and in order, whatever crashes or redeliveries
+//! changes those rows. The [`ProjectionEngine`] reads the rows, applies a batch of events
+//! in global order, and has the [`ProjectionStore`] write each changed row once, together
+//! with the projection's checkpoint, atomically and conditioned on the checkpoint it read.
+//! So every event takes effect exactly once and in order, whatever crashes or redeliveries
 //! happen, and a projection can be replayed from position 1 into fresh rows.
+//!
+//! - [`engine`]: catch-ups, one projection or all of them in rounds;
+//! - `step`: one step (rows loaded, events applied, one commit) and the poison policy;
+//! - `rebuild`: replay into a new generation and switch readers to it;
+//! - [`port`]: what the engine needs from storage; DynamoDB implements it in the adapter,
+//!   `memory::InMemoryProjections` in memory;
+//! - [`builtin`]: the built-in `category-streams`.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::{EventType, RecordedEvent};
+
+pub mod builtin;
+pub mod engine;
+mod none;
+mod pass;
+pub mod port;
+mod rebuild;
+mod step;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{Pass, ProjectReport, ProjectionEngine, POISON_ATTEMPTS};
+pub use none::NoProjections;
+pub use port::{
+    Commit, CommitLimits, Parked, ParkedEvent, ProjectionStore, Slot, SubscriptionStore,
+};
 
 /// A row of a projection: `key` is what readers look up (an account id, a category);
 /// `item` tells rows under the same key apart (empty for one row per key).

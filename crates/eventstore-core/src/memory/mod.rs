@@ -1,10 +1,15 @@
 //! An [`EventLog`] in memory: for unit tests of the store's semantics and of code built on
 //! it. It assigns global positions at write time, as the sequencer does in DynamoDB.
+//! [`InMemoryProjections`] keeps projection rows and checkpoints beside it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use uuid::Uuid;
+
+mod projections;
+
+pub use projections::InMemoryProjections;
 
 use crate::port::LogPage;
 use crate::snapshot::{Snapshot, SnapshotStore, SnapshotWrite};

@@ -1,0 +1,179 @@
+//! Queries of the events table: a stream's versions, the global-order indexes page by
+//! page, and the index cursors that walk `GlobalOrder`'s buckets.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use eventstore_core::{GlobalFilter, StoreError, StreamId};
+use uuid::Uuid;
+
+use super::DynamoEventLog;
+use crate::error::from_sdk;
+use crate::item::{version_and_id, Item};
+use crate::keys;
+
+/// One page of a Query, its items and where the next page starts.
+pub(crate) struct QueryPage {
+    pub(crate) items: Vec<Item>,
+    pub(crate) last_key: Option<HashMap<String, AttributeValue>>,
+}
+
+impl DynamoEventLog {
+    /// One page of a consistent Query over a stream's versions `low..=high`.
+    pub(crate) async fn query_versions(
+        &self,
+        stream: &StreamId,
+        (low, high): (u64, u64),
+        backward: bool,
+        limit: usize,
+        ids_only: bool,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<QueryPage, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .expression_attribute_values(":low", AttributeValue::S(keys::version_sk(low)))
+            .expression_attribute_values(":high", AttributeValue::S(keys::version_sk(high)))
+            .scan_index_forward(!backward)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start);
+        if ids_only {
+            query = query
+                .select(Select::SpecificAttributes)
+                .projection_expression("#sk, #id")
+                .expression_attribute_names("#id", keys::EVENT_ID);
+        }
+        let out = query.send().await.map_err(|e| from_sdk("Query", e))?;
+        Ok(QueryPage {
+            items: out.items.unwrap_or_default(),
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// One page of a Query over a global-order index (eventually consistent: GSIs offer
+    /// nothing else).
+    pub(super) async fn query_index(
+        &self,
+        index: &IndexKey,
+        bound: PositionBound,
+        limit: usize,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<QueryPage, StoreError> {
+        let (name, partition, value) = index.parts();
+        let (condition, position, forward) = match bound {
+            PositionBound::AtLeast(p) => ("#k = :k AND #p >= :p", p, true),
+            PositionBound::Below(p) => ("#k = :k AND #p < :p", p, false),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(name)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#k", partition)
+            .expression_attribute_names("#p", keys::GLOBAL_POSITION)
+            .expression_attribute_values(":k", value)
+            .expression_attribute_values(":p", AttributeValue::N(position.to_string()))
+            .scan_index_forward(forward)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| from_sdk("Query", e))?;
+        Ok(QueryPage {
+            items: out.items.unwrap_or_default(),
+            last_key: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// Version and id of up to `count` events in `range`, following every page.
+    pub(super) async fn ids_in(
+        &self,
+        stream: &StreamId,
+        range: (u64, u64),
+        backward: bool,
+        count: usize,
+    ) -> Result<Vec<(u64, Uuid)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .query_versions(stream, range, backward, count - found.len(), true, start)
+                .await?;
+            for item in &page.items {
+                found.push(version_and_id(item)?);
+            }
+            match page.last_key {
+                Some(key) if found.len() < count => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+/// Which index, and which partition of it, a global-order read queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum IndexKey {
+    /// A bucket of `GlobalOrder`.
+    Bucket(u64),
+    EventType(String),
+    Category(String),
+}
+
+/// The range of positions a Query over an index asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PositionBound {
+    AtLeast(u64),
+    /// Newest first, below the position.
+    Below(u64),
+}
+
+impl IndexKey {
+    pub(super) fn of(filter: &GlobalFilter, position: u64) -> Self {
+        match filter {
+            GlobalFilter::All => Self::Bucket(keys::global_bucket(position)),
+            GlobalFilter::EventType(t) => Self::EventType(t.as_str().to_owned()),
+            GlobalFilter::Category(c) => Self::Category(c.as_str().to_owned()),
+        }
+    }
+
+    fn parts(&self) -> (&'static str, &'static str, AttributeValue) {
+        match self {
+            Self::Bucket(b) => (
+                keys::GLOBAL_ORDER_INDEX,
+                keys::GLOBAL_BUCKET,
+                AttributeValue::N(b.to_string()),
+            ),
+            Self::EventType(t) => (
+                keys::TYPE_ORDER_INDEX,
+                keys::EVENT_TYPE,
+                AttributeValue::S(t.clone()),
+            ),
+            Self::Category(c) => (
+                keys::CATEGORY_ORDER_INDEX,
+                keys::CATEGORY,
+                AttributeValue::S(c.clone()),
+            ),
+        }
+    }
+
+    pub(super) fn last_position_of_bucket(&self) -> Option<u64> {
+        match self {
+            Self::Bucket(b) => keys::last_position_of_bucket(*b),
+            _ => None,
+        }
+    }
+
+    pub(super) fn next_bucket(&self) -> Self {
+        match self {
+            Self::Bucket(b) => Self::Bucket(b.saturating_add(1)),
+            other => other.clone(),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The sequencer function's triggers: the events table's stream batches, the sweep
+//! schedule, and the local stand-in for the stream.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use eventstore_core::{StoreError, StreamId};
+
+use super::{retry_batch, LocalEventSource, StreamConsumer};
+use crate::keys;
+use crate::metrics::{self, Metrics};
+use crate::sequencer::{Sequencer, StreamHint};
+
+/// The Lambda event filter the sequencer's event source applies: inserts of event items
+/// only. `infra/template.yaml` declares the same pattern (a test keeps them equal), and the
+/// local event source applies it too.
+pub const EVENT_INSERTS_FILTER: &str =
+    r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"SK":{"S":[{"prefix":"VERSION#"}]}}}}"#;
+
+/// The input the template's schedule sends the sequencer function (a test keeps them equal).
+pub const SWEEP_INPUT: &str = r#"{"sweep":{"olderThanSeconds":60}}"#;
+
+/// What the sequencer function is invoked with: a batch of stream records, or the schedule's
+/// sweep.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Sweep { sweep: SweepRequest },
+    Stream(Box<Event>),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepRequest {
+    pub older_than_seconds: u64,
+}
+
+impl Sequencer {
+    /// The Lambda entry point for both triggers: a stream batch answers with
+    /// `batchItemFailures`, a sweep with its report.
+    pub async fn invoke(&self, invocation: Invocation) -> Result<serde_json::Value, StoreError> {
+        // Boxed: both futures are deep, and the Lambda's future holding them inline goes
+        // past the compiler's layout depth limit.
+        let answer = match invocation {
+            Invocation::Stream(event) => serde_json::to_value(Box::pin(self.handle(*event)).await?),
+            Invocation::Sweep { sweep } => serde_json::to_value(
+                self.scheduled_sweep(Duration::from_secs(sweep.older_than_seconds))
+                    .await?,
+            ),
+        };
+        answer.map_err(|e| StoreError::internal("encoding the sequencer's answer", e))
+    }
+
+    /// The Lambda entry point for a stream batch: sequences the streams the batch's records
+    /// hint at. On failure the whole batch is retried ([`retry_batch`]).
+    pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
+        let hints: Vec<StreamHint> = event.records.iter().filter_map(hint_of).collect();
+        match self.sequence(&hints).await {
+            Ok(report) => {
+                let mut metrics = Metrics::new();
+                metrics
+                    .put(&metrics::EVENTS_SEQUENCED, report.events as f64)
+                    .put(&metrics::LOST_ROUNDS, report.lost_rounds as f64);
+                if report.transactions > 0 {
+                    metrics.put(
+                        &metrics::EVENTS_PER_TRANSACTION,
+                        report.events as f64 / report.transactions as f64,
+                    );
+                }
+                if let Some(lag) = report.max_lag_ms {
+                    metrics.put(&metrics::SEQUENCING_LAG, lag as f64);
+                }
+                metrics.emit();
+                tracing::info!(
+                    records = event.records.len(),
+                    streams = hints.len(),
+                    events = report.events,
+                    transactions = report.transactions,
+                    lost_rounds = report.lost_rounds,
+                    "sequenced"
+                );
+                Ok(DynamoDbEventResponse::default())
+            }
+            Err(err) => {
+                let mut failed = Metrics::new();
+                failed.put(&metrics::SEQUENCING_FAILURES, 1.0);
+                failed.emit();
+                tracing::error!(error = %err, records = event.records.len(), "sequencing failed");
+                retry_batch(&event, err)
+            }
+        }
+    }
+
+    /// The local event source that feeds this sequencer as the template's event source
+    /// mapping feeds the Lambda: the table's stream, the same filter, the same batch size.
+    pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
+        LocalEventSource::for_table(self.log(), EVENT_INSERTS_FILTER).await
+    }
+}
+
+/// The stream and version an event item's stream record names; `None` for other items.
+pub fn hint_of(record: &EventRecord) -> Option<StreamHint> {
+    let text = |k: &str| match record.change.keys.get(k) {
+        Some(serde_dynamo::AttributeValue::S(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let stream = keys::stream_of_pk(text(keys::PK)?)?;
+    let version = keys::parse_version_sk(text(keys::SK)?)?;
+    Some(StreamHint {
+        stream: StreamId::stored(stream, "streamId").ok()?,
+        version,
+    })
+}
+
+impl StreamConsumer for Sequencer {
+    async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
+        Sequencer::local_source(self).await
+    }
+
+    async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
+        Sequencer::handle(self, event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_event_filter_names_the_event_sort_key_prefix() {
+        let pattern: serde_json::Value = serde_json::from_str(super::EVENT_INSERTS_FILTER).unwrap();
+        assert_eq!(
+            pattern["dynamodb"]["Keys"]["SK"]["S"][0]["prefix"],
+            crate::keys::event_sk_prefix()
+        );
+    }
+}
