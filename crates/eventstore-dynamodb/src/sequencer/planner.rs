@@ -135,10 +135,10 @@ pub(super) fn counters(found: &[Found], takes: &[usize]) -> BTreeSet<Counter> {
         .collect()
 }
 
-/// Numbers the taken events: positions after `global`, in stream order and within a stream
+/// Places the taken events: positions after `global`, in stream order and within a stream
 /// in version order, and each event's next number of its type and of its category, from
 /// the counter values read (`read`; a counter not in it has handed out nothing yet).
-pub(super) fn number(
+pub(super) fn place(
     found: &[Found],
     takes: &[usize],
     global: u64,

@@ -149,7 +149,7 @@ impl Sequencer {
             values.insert(counter, value);
         }
         let global = counter_value(items.get(&global_key()))?;
-        let plan = planner::number(&found, &takes, global, &values);
+        let plan = planner::place(&found, &takes, global, &values);
 
         let mut writes = Vec::with_capacity(MAX_TRANSACTION_ACTIONS);
         for placed in &plan.placed {

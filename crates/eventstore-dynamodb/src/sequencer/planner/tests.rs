@@ -237,7 +237,7 @@ fn numbering_gives_dense_positions_and_sub_sequences() {
         ),
     ];
     for (name, found, takes, global, read, expected) in cases {
-        assert_eq!(number(&found, &takes, global, &read), expected, "{name}");
+        assert_eq!(place(&found, &takes, global, &read), expected, "{name}");
         assert_eq!(
             counters(&found, &takes),
             expected.counters.keys().cloned().collect(),
