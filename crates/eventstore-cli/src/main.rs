@@ -5,6 +5,8 @@
 //! `eventstore_core::ProjectionEngine::rebuild`). This is how a read model is added, or fixed,
 //! months after its events were written.
 //!
+//! `eventstore replay <projection>` applies parked events late, after a fix.
+//!
 //! `eventstore sweep` runs the sequencer's sweep now; `eventstore stream <id>` shows a stream;
 //! `eventstore tail` prints the global order (or a type's or category's) from a position,
 //! and with `--follow` keeps printing new events. `--json` prints one JSON object a line.
@@ -23,8 +25,12 @@ use eventstore_core::limits::MAX_READ_LIMIT;
 use eventstore_core::{
     Category, Direction, EventStore, EventType, GlobalFilter, RecordedEvent, StreamId, StreamRead,
 };
-use eventstore_dynamodb::{Components, Config, DynamoEventLog, Projector, Sequencer};
+use eventstore_dynamodb::{Components, Config, DynamoEventLog, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
+
+mod projections;
+
+use projections::{parked, projections, rebuild, replay};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +77,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Applies a projection's parked events late, after a fix (all of them, or the one at
+    /// `--position`), each to the rows as they are now; those that still fail stay parked.
+    Replay {
+        projection: String,
+        #[arg(long)]
+        position: Option<u64>,
+    },
     /// Shows a stream: its category and version, then its events.
     Stream {
         id: String,
@@ -110,54 +123,8 @@ fn event_line(e: &RecordedEvent) -> String {
     )
 }
 
-fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
+pub(crate) fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
-}
-
-async fn projections(projector: &Projector, json: bool) -> Result<(), String> {
-    let head = projector.head().await.map_err(|e| e.to_string())?;
-    for projection in projector.projections() {
-        let name = projection.name();
-        let c = projector
-            .checkpoint(name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let lag = head.saturating_sub(c.position);
-        if json {
-            println!(
-                "{}",
-                json_line(&serde_json::json!({
-                    "name": name, "checkpoint": c.position, "head": head, "lag": lag,
-                    "parked": c.parked, "generation": c.generation,
-                }))?
-            );
-        } else {
-            println!(
-                "{name}: checkpoint {} of head {head} (lag {lag}), generation {}, {} parked",
-                c.position, c.generation, c.parked
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn parked(projector: &Projector, name: &str, json: bool) -> Result<(), String> {
-    if projector.projection(name).is_none() {
-        return Err(format!("no projection {name}"));
-    }
-    for p in projector.parked(name).await.map_err(|e| e.to_string())? {
-        if json {
-            println!(
-                "{}",
-                json_line(&serde_json::json!({
-                    "position": p.position, "eventId": p.event_id, "error": p.error,
-                }))?
-            );
-        } else {
-            println!("#{} {}: {}", p.position, p.event_id, p.error);
-        }
-    }
-    Ok(())
 }
 
 async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
@@ -251,7 +218,7 @@ async fn tail(
 /// Streams sequenced per step of the progress bar.
 const STREAMS_PER_STEP: usize = 48;
 
-fn style(template: &str) -> ProgressStyle {
+pub(crate) fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
@@ -297,32 +264,6 @@ async fn repair(sequencer: &Sequencer, dry_run: bool) -> Result<(), String> {
     Ok(())
 }
 
-async fn rebuild(projector: &Projector, name: &str) -> Result<(), String> {
-    let Some(projection) = projector.projection(name) else {
-        let known: Vec<&str> = projector.projections().iter().map(|p| p.name()).collect();
-        return Err(format!(
-            "no projection {name} (known: {})",
-            known.join(", ")
-        ));
-    };
-    let bar = ProgressBar::new(1).with_style(style(
-        "rebuild  [{bar:40}] position {pos}/{len} (head)  {per_sec}  {elapsed}",
-    ));
-    let checkpoint = projector
-        .rebuild(projection.as_ref(), |position, head| {
-            bar.set_length(head.max(1));
-            bar.set_position(position);
-        })
-        .await
-        .map_err(|e| format!("{e} (re-run rebuild to resume)"))?;
-    bar.finish();
-    println!(
-        "{name}: generation {} live at position {}",
-        checkpoint.generation, checkpoint.position
-    );
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -359,6 +300,10 @@ async fn main() -> ExitCode {
         Command::Rebuild { projection } => rebuild(&projector(), &projection).await,
         Command::Projections { json } => projections(&projector(), json).await,
         Command::Parked { projection, json } => parked(&projector(), &projection, json).await,
+        Command::Replay {
+            projection,
+            position,
+        } => replay(&projector(), &projection, position).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -247,3 +247,69 @@ async fn projections_and_parked_show_checkpoints_lag_and_parked_events() {
     let (ok, _) = cli(&["parked", "nothing"]);
     assert!(!ok);
 }
+
+#[tokio::test]
+async fn replay_applies_a_parked_event_after_the_fix_and_takes_it_off_the_list() {
+    let t = TestStore::new().await;
+    // A deposit (schema 1) to an account not opened yet: account-balances parks it.
+    t.append_sequenced(
+        "Account-late",
+        vec![event("MoneyDeposited", r#"{"value":7}"#)],
+    )
+    .await;
+    let projector = t.projector(eventstore_app::registry().projections).await;
+    for _ in 0..3 {
+        projector.catch_up_all(None).await.unwrap();
+    }
+    assert_eq!(
+        projector
+            .checkpoint("account-balances")
+            .await
+            .unwrap()
+            .parked,
+        1
+    );
+    // The fix: the account is opened after all.
+    t.store
+        .append(
+            &eventstore_core::StreamId::parse("Account-late", "streamId").unwrap(),
+            ExpectedVersion::Exact(1),
+            &AppendBatch::new(vec![event("AccountOpened", r#"{"initialDeposit":5}"#)]).unwrap(),
+        )
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    projector.catch_up_all(None).await.unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+            .args(["--table", &t.table])
+            .args(args)
+            .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
+            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = cli(&["replay", "account-balances"]);
+    assert!(ok, "{stdout} {stderr}");
+    assert_eq!(stdout, "#1 replayed\n");
+    let (rows, _) = projector
+        .rows("account-balances", "late", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].1["balance"], serde_json::json!(12));
+    assert_eq!(rows[0].1["transactionCount"], serde_json::json!(2));
+    let checkpoint = projector.checkpoint("account-balances").await.unwrap();
+    assert_eq!((checkpoint.position, checkpoint.parked), (2, 0));
+    // Nothing is left to replay, and asking for it says so.
+    let (ok, _, stderr) = cli(&["replay", "account-balances", "--position", "1"]);
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "eventstore: account-balances has no parked event at position 1\n"
+    );
+}

@@ -245,6 +245,37 @@ impl ProjectionStore for InMemoryProjections {
         Ok(true)
     }
 
+    async fn unpark(
+        &self,
+        name: &str,
+        live: Checkpoint,
+        position: u64,
+        changes: &[(RowId, Option<Value>)],
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        let slot = Slot::Live(name.to_owned());
+        let key = (name.to_owned(), live.generation, position);
+        if !state.unchanged(&slot, &live) || !state.parked.contains_key(&key) {
+            return Ok(false);
+        }
+        for (row, value) in changes {
+            let row_key = (name.to_owned(), live.generation, row.clone());
+            match value {
+                Some(value) => state.rows.insert(row_key, value.clone()),
+                None => state.rows.remove(&row_key),
+            };
+        }
+        state.parked.remove(&key);
+        state.checkpoints.insert(
+            slot,
+            Checkpoint {
+                parked: live.parked.saturating_sub(1),
+                ..live
+            },
+        );
+        Ok(true)
+    }
+
     async fn parked(&self, name: &str, generation: u64) -> Result<Vec<Parked>, StoreError> {
         let state = self.lock()?;
         Ok(state

@@ -10,6 +10,7 @@
 //! - [`engine`]: catch-ups, one projection or all of them in rounds;
 //! - `step`: one step (rows loaded, events applied, one commit) and the poison policy;
 //! - `rebuild`: replay into a new generation and switch readers to it;
+//! - `replay`: parked events applied late, after a fix;
 //! - [`port`]: what the engine needs from storage; DynamoDB implements it in the adapter,
 //!   `memory::InMemoryProjections` in memory;
 //! - [`builtin`]: the built-in `category-streams`.
@@ -26,6 +27,7 @@ mod none;
 mod pass;
 pub mod port;
 mod rebuild;
+mod replay;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -35,6 +37,7 @@ pub use none::NoProjections;
 pub use port::{
     Commit, CommitLimits, Parked, ParkedEvent, ProjectionStore, Slot, SubscriptionStore,
 };
+pub use replay::Replayed;
 
 /// A row of a projection: `key` is what readers look up (an account id, a category);
 /// `item` tells rows under the same key apart (empty for one row per key).

@@ -64,6 +64,16 @@ impl ProjectionStore for NoProjections {
         match *self {}
     }
 
+    async fn unpark(
+        &self,
+        _: &str,
+        _: Checkpoint,
+        _: u64,
+        _: &[(RowId, Option<Value>)],
+    ) -> Result<bool, StoreError> {
+        match *self {}
+    }
+
     async fn parked(&self, _: &str, _: u64) -> Result<Vec<Parked>, StoreError> {
         match *self {}
     }

@@ -156,6 +156,18 @@ pub trait ProjectionStore: Send + Sync {
         rebuilt: Checkpoint,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Applies the event parked at `position` late: writes `changes` to the rows of
+    /// `live.generation`, deletes the parked record and counts one parked event less on the
+    /// live checkpoint, all or nothing, only if the live checkpoint is still `live` and the
+    /// record still there. `false`: either was not.
+    fn unpark(
+        &self,
+        name: &str,
+        live: Checkpoint,
+        position: u64,
+        changes: &[(RowId, Option<Value>)],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The parked events of `generation`, oldest first (all of them).
     fn parked(
         &self,

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde_json::Value;
+
 use super::engine::{ProjectReport, ProjectionEngine, Step, POISON_ATTEMPTS};
 use super::port::{Commit, ParkedEvent, ProjectionStore, Slot};
 use super::{Checkpoint, Projection, RowId, Rows};
@@ -86,28 +88,13 @@ impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
                     failure = Some((event, message.clone()));
                     break;
                 }
-                // The event sees only the rows it declared, so what it reads does not depend
-                // on which other events share its batch, and a failed event leaves `rows`
-                // untouched.
-                let mut scoped =
-                    Rows::loaded(own.iter().map(|r| (r.clone(), rows.get(r).cloned())));
-                if let Err(message) = projection.apply(event, &mut scoped) {
-                    failure = Some((event, message));
-                    break;
-                }
-                let changes = scoped.changes();
-                // A row `rows()` did not declare was never loaded: writing it would replace
-                // the stored value with one computed from nothing.
-                if let Some((row, _)) = changes.iter().find(|(row, _)| !own.contains(row)) {
-                    failure = Some((
-                        event,
-                        format!(
-                            "apply wrote row {}, which rows() did not declare for this event",
-                            describe(row)
-                        ),
-                    ));
-                    break;
-                }
+                let changes = match apply_declared(projection, event, own, &rows) {
+                    Ok(changes) => changes,
+                    Err(message) => {
+                        failure = Some((event, message));
+                        break;
+                    }
+                };
                 let mut grown = bytes;
                 let mut new_sizes = Vec::with_capacity(changes.len());
                 for (row, value) in &changes {
@@ -277,8 +264,31 @@ pub(super) fn bounded(message: &str) -> &str {
     &message[..end]
 }
 
+/// Applies `event` to the rows it declared (`own`, as they stand in `rows`): its changes,
+/// or why it cannot be applied. The event sees only the rows it declared, so what it reads
+/// does not depend on which other events share its batch, and a failure changes nothing.
+pub(super) fn apply_declared(
+    projection: &dyn Projection,
+    event: &RecordedEvent,
+    own: &BTreeSet<RowId>,
+    rows: &Rows,
+) -> Result<Vec<(RowId, Option<Value>)>, String> {
+    let mut scoped = Rows::loaded(own.iter().map(|r| (r.clone(), rows.get(r).cloned())));
+    projection.apply(event, &mut scoped)?;
+    let changes = scoped.changes();
+    // A row `rows()` did not declare was never loaded: writing it would replace the stored
+    // value with one computed from nothing.
+    if let Some((row, _)) = changes.iter().find(|(row, _)| !own.contains(row)) {
+        return Err(format!(
+            "apply wrote row {}, which rows() did not declare for this event",
+            describe(row)
+        ));
+    }
+    Ok(changes)
+}
+
 /// A row as operators name it: `key`, or `key/item`.
-fn describe(row: &RowId) -> String {
+pub(super) fn describe(row: &RowId) -> String {
     if row.item.is_empty() {
         row.key.clone()
     } else {

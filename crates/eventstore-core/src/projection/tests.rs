@@ -329,6 +329,15 @@ impl ProjectionStore for Refusing {
     async fn switch(&self, n: &str, l: Checkpoint, r: Checkpoint) -> Result<bool, StoreError> {
         self.inner.switch(n, l, r).await
     }
+    async fn unpark(
+        &self,
+        n: &str,
+        l: Checkpoint,
+        p: u64,
+        c: &[(RowId, Option<Value>)],
+    ) -> Result<bool, StoreError> {
+        self.inner.unpark(n, l, p, c).await
+    }
     async fn parked(&self, n: &str, g: u64) -> Result<Vec<Parked>, StoreError> {
         self.inner.parked(n, g).await
     }
@@ -431,6 +440,68 @@ async fn a_pass_over_every_projection_leaves_them_behind_when_out_of_time() {
     let pass = e.catch_up_all(None).await.unwrap();
     assert!(pass.behind.is_empty() && pass.failed.is_empty());
     assert_eq!(e.checkpoint("per-stream").await.unwrap().position, 150);
+}
+
+/// Refuses `Poison` events until fixed, then counts them like the rest.
+struct Fixable(std::sync::atomic::AtomicBool);
+
+impl Projection for Fixable {
+    fn name(&self) -> &str {
+        "fixable"
+    }
+    fn handles(&self, _: &EventType) -> bool {
+        true
+    }
+    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
+        Counting.rows(event)
+    }
+    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
+        if event.event_type.as_str() == "Poison" && !self.0.load(Ordering::SeqCst) {
+            return Err("not yet".into());
+        }
+        let row = RowId::single(event.stream_id.category().as_str());
+        let count = rows.get(&row).and_then(Value::as_u64).unwrap_or(0);
+        rows.put(row, json!(count + 1));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_parked_event_is_replayed_after_a_fix_once_and_leaves_the_parked_list() {
+    let log = InMemoryLog::new();
+    append(&log, "Account-1", &["Opened", "Poison", "Deposited"]).await;
+    let fixable = Arc::new(Fixable(std::sync::atomic::AtomicBool::new(false)));
+    let e = engine(&log, InMemoryProjections::new(), vec![fixable.clone()]);
+    for _ in 1..POISON_ATTEMPTS {
+        e.catch_up(fixable.as_ref(), None).await.unwrap_err();
+    }
+    assert_eq!(e.catch_up(fixable.as_ref(), None).await.unwrap().parked, 1);
+    assert_eq!(row(&e, "fixable", "Account").await, Some(json!(2)));
+
+    // Not fixed yet: it stays parked, with its error.
+    let still = e.replay_parked(fixable.as_ref(), None).await.unwrap();
+    assert_eq!(still.applied, Vec::<u64>::new());
+    assert_eq!(still.failed, vec![(2, "not yet".to_owned())]);
+    assert_eq!(e.checkpoint("fixable").await.unwrap().parked, 1);
+
+    fixable.0.store(true, Ordering::SeqCst);
+    // Only the position asked for: another position replays nothing.
+    assert_eq!(
+        e.replay_parked(fixable.as_ref(), Some(3)).await.unwrap(),
+        super::Replayed::default()
+    );
+    let replayed = e.replay_parked(fixable.as_ref(), Some(2)).await.unwrap();
+    assert_eq!((replayed.applied, replayed.failed), (vec![2], vec![]));
+    assert_eq!(row(&e, "fixable", "Account").await, Some(json!(3)));
+    let checkpoint = e.checkpoint("fixable").await.unwrap();
+    assert_eq!((checkpoint.position, checkpoint.parked), (3, 0));
+    assert_eq!(e.parked("fixable").await.unwrap(), vec![]);
+    // Replayed once: a second replay finds nothing.
+    assert_eq!(
+        e.replay_parked(fixable.as_ref(), None).await.unwrap(),
+        super::Replayed::default()
+    );
+    assert_eq!(row(&e, "fixable", "Account").await, Some(json!(3)));
 }
 
 #[test]

@@ -26,6 +26,7 @@ use crate::log::DynamoEventLog;
 
 mod reads;
 mod rebuild;
+mod replay;
 
 /// The projection engine on DynamoDB.
 pub type Projector = ProjectionEngine<DynamoEventLog, DynamoProjectionStore>;
@@ -358,6 +359,16 @@ impl ProjectionStore for DynamoProjectionStore {
         rebuilt: Checkpoint,
     ) -> Result<bool, StoreError> {
         rebuild::switch(self, name, live, rebuilt).await
+    }
+
+    async fn unpark(
+        &self,
+        name: &str,
+        live: Checkpoint,
+        position: u64,
+        changes: &[(RowId, Option<Value>)],
+    ) -> Result<bool, StoreError> {
+        replay::unpark(self, name, live, position, changes).await
     }
 
     async fn parked(
