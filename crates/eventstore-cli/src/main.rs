@@ -7,6 +7,8 @@
 //!
 //! `eventstore replay <projection>` applies parked events late, after a fix.
 //!
+//! `eventstore check` reads the deployed tables and says what is wrong.
+//!
 //! `eventstore sweep` runs the sequencer's sweep now; `eventstore stream <id>` shows a stream;
 //! `eventstore tail` prints the global order (or a type's or category's) from a position,
 //! and with `--follow` keeps printing new events. `--json` prints one JSON object a line.
@@ -65,6 +67,13 @@ enum Command {
     Sweep {
         #[arg(long, default_value_t = 0)]
         older_than: u64,
+    },
+    /// Checks the deployed tables: the events table, its indexes and stream, deletion
+    /// protection, point-in-time recovery, the projection tables, stranded appends. Exit
+    /// status 1 if anything is wrong, with what to do.
+    Check {
+        #[arg(long)]
+        json: bool,
     },
     /// Every projection's checkpoint, generation, lag behind the head and parked count.
     Projections {
@@ -125,6 +134,24 @@ fn event_line(e: &RecordedEvent) -> String {
 
 pub(crate) fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
+}
+
+async fn check(components: &Components, json: bool) -> Result<(), String> {
+    let findings = eventstore_dynamodb::health::check(components)
+        .await
+        .map_err(|e| e.to_string())?;
+    for f in &findings {
+        if json {
+            println!("{}", json_line(f)?);
+        } else {
+            let mark = if f.ok { "ok  " } else { "FAIL" };
+            println!("{mark} {}: {}", f.subject, f.detail);
+        }
+    }
+    match findings.iter().filter(|f| !f.ok).count() {
+        0 => Ok(()),
+        bad => Err(format!("{bad} of {} checks failed", findings.len())),
+    }
 }
 
 async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
@@ -277,6 +304,7 @@ async fn main() -> ExitCode {
     let log = components.log.clone();
     let projector = || components.projector();
     let result = match cli.command {
+        Command::Check { json } => check(&components, json).await,
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
         Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,
         Command::Stream { id, json } => stream(&EventStore::new(log), &id, json).await,

@@ -313,3 +313,90 @@ async fn replay_applies_a_parked_event_after_the_fix_and_takes_it_off_the_list()
         "eventstore: account-balances has no parked event at position 1\n"
     );
 }
+
+#[tokio::test]
+async fn check_reads_the_tables_and_says_what_is_wrong() {
+    let t = TestStore::new().await;
+    let _projector = t.projector(vec![]).await;
+    let check = |rows: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+            .args(["--table", &t.table, "check"])
+            .env("PROJECTIONS_TABLE", rows)
+            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let table = &t.table;
+    let expected = |protection: &str, pitr: &str, rows: &str| {
+        format!(
+            "ok   events table: {table} is ACTIVE
+ok   events stream: enabled, NEW_IMAGE
+ok   index GlobalOrder: ACTIVE
+ok   index TypeOrder: ACTIVE
+ok   index CategoryOrder: ACTIVE
+ok   index Unsequenced: ACTIVE
+{protection}
+{pitr}
+{rows}
+ok   checkpoints table: {table}-checkpoints is ACTIVE
+ok   unsequenced appends: none older than 60 s
+"
+        )
+    };
+    // As the local DynamoDB creates it, with a projections table that is not there.
+    let (ok, stdout, stderr) = check("no-such-table");
+    assert!(!ok);
+    assert_eq!(
+        stdout,
+        expected(
+            "FAIL deletion protection: off: turn it on (the template does); the table holds the only copy of the events",
+            "FAIL point-in-time recovery: off: turn it on (the template does); it is how a bad write is undone",
+            "FAIL projections table: no-such-table is missing or not ACTIVE: check PROJECTIONS_TABLE and CHECKPOINTS_TABLE",
+        )
+    );
+    assert_eq!(stderr, "eventstore: 3 of 11 checks failed\n");
+
+    // As the template deploys it: nothing wrong.
+    t.client
+        .update_table()
+        .table_name(table)
+        .deletion_protection_enabled(true)
+        .send()
+        .await
+        .unwrap();
+    t.client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(
+            aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (ok, stdout, stderr) = check(&format!("{table}-rows"));
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        expected(
+            "ok   deletion protection: on",
+            "ok   point-in-time recovery: on",
+            &format!("ok   projections table: {table}-rows is ACTIVE"),
+        )
+    );
+    // Deletion protection would outlive the test: off again, so the table can go.
+    t.client
+        .update_table()
+        .table_name(table)
+        .deletion_protection_enabled(false)
+        .send()
+        .await
+        .unwrap();
+}

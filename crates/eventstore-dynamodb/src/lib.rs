@@ -15,6 +15,7 @@
 
 pub mod compose;
 mod error;
+pub mod health;
 mod io;
 mod item;
 pub mod keys;
