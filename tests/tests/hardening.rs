@@ -1,5 +1,5 @@
 //! Failure paths that must end in a clear answer, never a 500, a stall or a duplicate:
-//! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/faults.rs`).
+//! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/faults/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -459,6 +459,88 @@ async fn the_projector_backs_off_when_throttled_and_catches_up_after() {
         .await
         .unwrap();
     assert_eq!(rows[0].1["balance"], serde_json::json!(12));
+}
+
+/// A replay of parked events meets throttled transactions like the projector does: resent
+/// after pauses, then `Unavailable` with the event still parked and the rows untouched; once
+/// DynamoDB recovers the same replay applies it.
+#[tokio::test]
+async fn a_replay_under_persistent_throttling_is_unavailable_and_changes_nothing() {
+    use bank_account::AccountBalances;
+    let t = TestStore::new().await;
+    // A deposit to an account not opened yet: parked after three attempts.
+    t.append_sequenced(
+        "Account-t2",
+        vec![eventstore_tests::event("MoneyDeposited", r#"{"amount":7}"#)],
+    )
+    .await;
+    let reference = t.projector(eventstore_app::registry().projections).await;
+    for _ in 0..3 {
+        reference.catch_up_all(None).await.unwrap();
+    }
+    t.store
+        .append(
+            &eventstore_core::StreamId::parse("Account-t2", "streamId").unwrap(),
+            ExpectedVersion::Exact(1),
+            &AppendBatch::new(vec![eventstore_tests::event(
+                "AccountOpened",
+                r#"{"initialDeposit":5}"#,
+            )])
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    t.sequence_all().await;
+    reference.catch_up_all(None).await.unwrap();
+    let on = |store: &TestStore| {
+        eventstore_dynamodb::projector(
+            DynamoEventLog::new(store.client.clone(), &t.table),
+            eventstore_dynamodb::ProjectionTables {
+                rows: format!("{}-rows", t.table),
+                checkpoints: format!("{}-checkpoints", t.table),
+            },
+            eventstore_app::registry().projections,
+        )
+    };
+
+    let fault = CancelTransactions::always("ThrottlingError");
+    let throttled = TestStore::with_fault(fault.clone()).await;
+    let err = on(&throttled)
+        .replay_parked(&AccountBalances, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert_eq!(
+        fault.cancelled(),
+        5,
+        "the throttled commit is resent after pauses"
+    );
+    assert_eq!(reference.parked("account-balances").await.unwrap().len(), 1);
+    let (rows, _) = reference
+        .rows("account-balances", "t2", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].1["balance"], serde_json::json!(5));
+
+    fault.recover();
+    let replayed = on(&throttled)
+        .replay_parked(&AccountBalances, None)
+        .await
+        .unwrap();
+    assert_eq!((replayed.applied, replayed.failed), (vec![1], vec![]));
+    let (rows, _) = reference
+        .rows("account-balances", "t2", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].1["balance"], serde_json::json!(12));
+    assert_eq!(
+        reference
+            .checkpoint("account-balances")
+            .await
+            .unwrap()
+            .parked,
+        0
+    );
 }
 
 /// An app that loads, decides and saves itself gets the same protection from `save`.

@@ -28,6 +28,26 @@ fn run(table: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Runs `eventstore --table <table> <args>` with the projection tables `TestStore::projector`
+/// creates (`rows` overrides the projections table): (success, stdout, stderr).
+fn cli_on(table: &str, rows: Option<&str>, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+        .args(["--table", table])
+        .args(args)
+        .env(
+            "PROJECTIONS_TABLE",
+            rows.map_or_else(|| format!("{table}-rows"), str::to_owned),
+        )
+        .env("CHECKPOINTS_TABLE", format!("{table}-checkpoints"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[tokio::test]
 async fn repair_sequences_what_the_sequencer_missed_and_nothing_twice() {
     let t = TestStore::new().await;
@@ -221,17 +241,8 @@ async fn projections_and_parked_show_checkpoints_lag_and_parked_events() {
     t.append_sequenced("Order-1", vec![event("Placed", "{}")])
         .await;
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
-            .args(["--table", &t.table])
-            .args(args)
-            .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
-            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let (ok, stdout, _) = cli_on(&t.table, None, args);
+        (ok, stdout)
     };
     let (ok, stdout) = cli(&["projections"]);
     assert!(ok, "{stdout}");
@@ -280,20 +291,7 @@ async fn replay_applies_a_parked_event_after_the_fix_and_takes_it_off_the_list()
         .unwrap();
     t.sequence_all().await;
     projector.catch_up_all(None).await.unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
-            .args(["--table", &t.table])
-            .args(args)
-            .env("PROJECTIONS_TABLE", format!("{}-rows", t.table))
-            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let cli = |args: &[&str]| cli_on(&t.table, None, args);
     let (ok, stdout, stderr) = cli(&["replay", "account-balances"]);
     assert!(ok, "{stdout} {stderr}");
     assert_eq!(stdout, "#1 replayed\n");
@@ -318,19 +316,7 @@ async fn replay_applies_a_parked_event_after_the_fix_and_takes_it_off_the_list()
 async fn check_reads_the_tables_and_says_what_is_wrong() {
     let t = TestStore::new().await;
     let _projector = t.projector(vec![]).await;
-    let check = |rows: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
-            .args(["--table", &t.table, "check"])
-            .env("PROJECTIONS_TABLE", rows)
-            .env("CHECKPOINTS_TABLE", format!("{}-checkpoints", t.table))
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let check = |rows: &str| cli_on(&t.table, Some(rows), &["check"]);
     let table = &t.table;
     let expected = |protection: &str, pitr: &str, rows: &str| {
         format!(

@@ -14,7 +14,6 @@ use eventstore_core::{StoreError, Timestamp};
 
 use crate::compose::Components;
 use crate::error::from_sdk;
-use crate::io::{n, s};
 use crate::keys;
 use crate::schema::events_table_shape;
 
@@ -212,18 +211,11 @@ pub async fn check(components: &Components) -> Result<Vec<Finding>, StoreError> 
 /// Partitions of the `Unsequenced` index holding an append older than [`STRANDED_AFTER`].
 async fn stranded_shards(components: &Components) -> Result<u8, StoreError> {
     let cutoff = Timestamp::now().minus(STRANDED_AFTER).to_string();
+    let sequencer = components.sequencer();
     let mut stranded = 0;
     for shard in 0..keys::UNSEQUENCED_SHARDS {
-        let out = components
-            .client()
-            .query()
-            .table_name(&components.config.events_table)
-            .index_name(keys::UNSEQUENCED_INDEX)
-            .key_condition_expression("#shard = :shard AND #created < :cutoff")
-            .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
-            .expression_attribute_names("#created", keys::CREATED_AT)
-            .expression_attribute_values(":shard", n(u64::from(shard)))
-            .expression_attribute_values(":cutoff", s(cutoff.clone()))
+        let out = sequencer
+            .unsequenced_before(shard, &cutoff)
             .select(Select::Count)
             .limit(1)
             .send()

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 
 use super::engine::ProjectionEngine;
 use super::port::ProjectionStore;
-use super::step::apply_declared;
-use super::step::describe;
+use super::step::{apply_declared, row_too_large};
 use super::{Projection, RowId};
 use crate::{EventLog, GlobalFilter, StoreError};
 
@@ -97,11 +96,7 @@ impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
                     .rows
                     .row_size(name, live.generation, row, value.as_ref())?;
                 if size > limits.row_bytes {
-                    return Ok(Err(format!(
-                        "row {} would be {size} bytes, over {}",
-                        describe(row),
-                        limits.row_limit
-                    )));
+                    return Ok(Err(row_too_large(&limits, row, size)));
                 }
             }
             if self.rows.unpark(name, live, position, &changes).await? {

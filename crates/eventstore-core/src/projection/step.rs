@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::engine::{ProjectReport, ProjectionEngine, Step, POISON_ATTEMPTS};
-use super::port::{Commit, ParkedEvent, ProjectionStore, Slot};
+use super::port::{Commit, CommitLimits, ParkedEvent, ProjectionStore, Slot};
 use super::{Checkpoint, Projection, RowId, Rows};
 use crate::{EventLog, RecordedEvent, StoreError};
 
@@ -107,14 +107,7 @@ impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
                 if let Some((row, size)) =
                     new_sizes.iter().find(|(_, size)| *size > limits.row_bytes)
                 {
-                    failure = Some((
-                        event,
-                        format!(
-                            "row {} would be {size} bytes, over {}",
-                            describe(row),
-                            limits.row_limit
-                        ),
-                    ));
+                    failure = Some((event, row_too_large(&limits, row, *size)));
                     break;
                 }
                 // Over budget with rows of earlier events: they go first, this event
@@ -285,6 +278,15 @@ pub(super) fn apply_declared(
         ));
     }
     Ok(changes)
+}
+
+/// Why an event whose change makes `row` `size` bytes cannot be applied.
+pub(super) fn row_too_large(limits: &CommitLimits, row: &RowId, size: usize) -> String {
+    format!(
+        "row {} would be {size} bytes, over {}",
+        describe(row),
+        limits.row_limit
+    )
 }
 
 /// A row as operators name it: `key`, or `key/item`.

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use eventstore_core::{StoreError, StreamId, Timestamp};
 
@@ -40,16 +41,7 @@ impl Sequencer {
                     continue;
                 }
                 let out = self
-                    .log
-                    .client
-                    .query()
-                    .table_name(&self.log.table)
-                    .index_name(keys::UNSEQUENCED_INDEX)
-                    .key_condition_expression("#shard = :shard AND #created < :cutoff")
-                    .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
-                    .expression_attribute_names("#created", keys::CREATED_AT)
-                    .expression_attribute_values(":shard", n(u64::from(shard)))
-                    .expression_attribute_values(":cutoff", s(cutoff.clone()))
+                    .unsequenced_before(shard, &cutoff)
                     .limit(SWEEP_PAGE)
                     .set_exclusive_start_key(start)
                     .send()
@@ -91,6 +83,21 @@ impl Sequencer {
             );
         }
         Ok(report)
+    }
+
+    /// The Query of one partition of the sparse `Unsequenced` index for appends made before
+    /// `cutoff`, keys only, oldest first: what the sweep sequences and `check` counts.
+    pub(crate) fn unsequenced_before(&self, shard: u8, cutoff: &str) -> QueryFluentBuilder {
+        self.log
+            .client
+            .query()
+            .table_name(&self.log.table)
+            .index_name(keys::UNSEQUENCED_INDEX)
+            .key_condition_expression("#shard = :shard AND #created < :cutoff")
+            .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
+            .expression_attribute_names("#created", keys::CREATED_AT)
+            .expression_attribute_values(":shard", n(u64::from(shard)))
+            .expression_attribute_values(":cutoff", s(cutoff))
     }
 
     /// Takes a sequenced event out of the `Unsequenced` index if it is still in it: the

@@ -1,129 +1,20 @@
 //! The projection engine's specification, on the in-memory log and store: no DynamoDB, so
 //! these run in milliseconds.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::port::{Commit, CommitLimits, Parked, ParkedEvent, ProjectionStore, Slot};
+use super::port::{CommitLimits, Parked, ProjectionStore};
 use super::step::{bounded, MAX_PARKED_ERROR_BYTES};
 use super::*;
 use crate::memory::{InMemoryLog, InMemoryProjections};
-use crate::{AppendBatch, EventData, EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
 
-/// Counts events per stream category in one row per category; refuses `Poison` events.
-struct Counting;
+mod fixtures;
 
-impl Projection for Counting {
-    fn name(&self) -> &str {
-        "counting"
-    }
-
-    fn handles(&self, event_type: &EventType) -> bool {
-        event_type.as_str() != "Ignored"
-    }
-
-    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
-        vec![RowId::single(event.stream_id.category().as_str())]
-    }
-
-    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
-        if event.event_type.as_str() == "Poison" {
-            return Err("poison".into());
-        }
-        let row = RowId::single(event.stream_id.category().as_str());
-        let count = rows.get(&row).and_then(Value::as_u64).unwrap_or(0);
-        rows.put(row, json!(count + 1));
-        Ok(())
-    }
-}
-
-/// One row per stream: a projection whose events touch many distinct rows.
-struct PerStream;
-
-impl Projection for PerStream {
-    fn name(&self) -> &str {
-        "per-stream"
-    }
-
-    fn handles(&self, _: &EventType) -> bool {
-        true
-    }
-
-    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
-        vec![RowId::single(event.stream_id.as_str())]
-    }
-
-    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
-        rows.put(
-            RowId::single(event.stream_id.as_str()),
-            json!(event.version),
-        );
-        Ok(())
-    }
-}
-
-/// Writes a row it did not declare.
-struct Sneaky;
-
-impl Projection for Sneaky {
-    fn name(&self) -> &str {
-        "sneaky"
-    }
-
-    fn handles(&self, _: &EventType) -> bool {
-        true
-    }
-
-    fn rows(&self, _: &RecordedEvent) -> Vec<RowId> {
-        vec![RowId::single("declared")]
-    }
-
-    fn apply(&self, _: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
-        rows.put(RowId::single("undeclared"), json!(1));
-        Ok(())
-    }
-}
-
-async fn append(log: &InMemoryLog, stream: &str, types: &[&str]) {
-    let events = types
-        .iter()
-        .map(|t| {
-            NewEvent::new(
-                EventType::parse(t, "eventType").unwrap(),
-                EventData::from_json("{}".into(), "data").unwrap(),
-            )
-        })
-        .collect();
-    EventStore::new(log.clone())
-        .append(
-            &StreamId::parse(stream, "streamId").unwrap(),
-            ExpectedVersion::Any,
-            &AppendBatch::new(events).unwrap(),
-        )
-        .await
-        .unwrap();
-}
-
-fn engine<S: ProjectionStore>(
-    log: &InMemoryLog,
-    store: S,
-    projections: Vec<Arc<dyn Projection>>,
-) -> ProjectionEngine<InMemoryLog, S> {
-    ProjectionEngine::new(log.clone(), store, projections)
-}
-
-async fn row(
-    e: &ProjectionEngine<InMemoryLog, impl ProjectionStore>,
-    name: &str,
-    key: &str,
-) -> Option<Value> {
-    let (rows, _) = e.rows(name, key, None, 10).await.unwrap();
-    rows.into_iter().next().map(|(_, v)| v)
-}
+use fixtures::{append, engine, log_event_id, row, Counting, Fixable, PerStream, Refusing, Sneaky};
 
 #[tokio::test]
 async fn a_catch_up_applies_each_event_once_in_order_and_a_second_changes_nothing() {
@@ -183,14 +74,6 @@ async fn an_event_that_keeps_failing_is_parked_after_three_attempts_and_the_rest
             error: "poison".into()
         }]
     );
-}
-
-async fn log_event_id(log: &InMemoryLog, position: u64) -> String {
-    let page = EventStore::new(log.clone())
-        .read_global(&crate::GlobalFilter::All, Some(position), 1)
-        .await
-        .unwrap();
-    page.events[0].event_id.to_string()
 }
 
 #[tokio::test]
@@ -264,93 +147,6 @@ async fn steps_stop_at_the_bytes_one_commit_can_hold_and_an_oversized_row_is_par
         ),
         "{err}"
     );
-}
-
-/// A store that refuses commits of more than `max_changes` rows, as DynamoDB refuses a
-/// transaction over its real size, and loses the first `lose` commits to a racing writer.
-#[derive(Clone)]
-struct Refusing {
-    inner: InMemoryProjections,
-    max_changes: usize,
-    lose: Arc<AtomicUsize>,
-}
-
-impl ProjectionStore for Refusing {
-    fn limits(&self) -> CommitLimits {
-        self.inner.limits()
-    }
-    fn row_size(&self, n: &str, g: u64, r: &RowId, v: Option<&Value>) -> Result<usize, StoreError> {
-        self.inner.row_size(n, g, r, v)
-    }
-    async fn checkpoint(&self, slot: &Slot) -> Result<Option<Checkpoint>, StoreError> {
-        self.inner.checkpoint(slot).await
-    }
-    async fn load_rows(&self, n: &str, g: u64, r: &BTreeSet<RowId>) -> Result<Rows, StoreError> {
-        self.inner.load_rows(n, g, r).await
-    }
-    async fn commit(
-        &self,
-        slot: &Slot,
-        read: Checkpoint,
-        position: u64,
-        changes: &[(RowId, Option<Value>)],
-    ) -> Result<Commit, StoreError> {
-        if self
-            .lose
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Ok(Commit::Lost);
-        }
-        if changes.len() > self.max_changes {
-            return Ok(Commit::Refused("too large".into()));
-        }
-        self.inner.commit(slot, read, position, changes).await
-    }
-    async fn count_failure(&self, slot: &Slot, read: Checkpoint) -> Result<bool, StoreError> {
-        self.inner.count_failure(slot, read).await
-    }
-    async fn park(
-        &self,
-        slot: &Slot,
-        read: Checkpoint,
-        e: &ParkedEvent,
-    ) -> Result<bool, StoreError> {
-        self.inner.park(slot, read, e).await
-    }
-    async fn start_rebuild(
-        &self,
-        n: &str,
-        l: Checkpoint,
-        s: Option<u64>,
-    ) -> Result<bool, StoreError> {
-        self.inner.start_rebuild(n, l, s).await
-    }
-    async fn switch(&self, n: &str, l: Checkpoint, r: Checkpoint) -> Result<bool, StoreError> {
-        self.inner.switch(n, l, r).await
-    }
-    async fn unpark(
-        &self,
-        n: &str,
-        l: Checkpoint,
-        p: u64,
-        c: &[(RowId, Option<Value>)],
-    ) -> Result<bool, StoreError> {
-        self.inner.unpark(n, l, p, c).await
-    }
-    async fn parked(&self, n: &str, g: u64) -> Result<Vec<Parked>, StoreError> {
-        self.inner.parked(n, g).await
-    }
-    async fn rows(
-        &self,
-        n: &str,
-        g: u64,
-        k: &str,
-        a: Option<&str>,
-        l: usize,
-    ) -> Result<(Vec<(String, Value)>, Option<String>), StoreError> {
-        self.inner.rows(n, g, k, a, l).await
-    }
 }
 
 #[tokio::test]
@@ -440,30 +236,6 @@ async fn a_pass_over_every_projection_leaves_them_behind_when_out_of_time() {
     let pass = e.catch_up_all(None).await.unwrap();
     assert!(pass.behind.is_empty() && pass.failed.is_empty());
     assert_eq!(e.checkpoint("per-stream").await.unwrap().position, 150);
-}
-
-/// Refuses `Poison` events until fixed, then counts them like the rest.
-struct Fixable(std::sync::atomic::AtomicBool);
-
-impl Projection for Fixable {
-    fn name(&self) -> &str {
-        "fixable"
-    }
-    fn handles(&self, _: &EventType) -> bool {
-        true
-    }
-    fn rows(&self, event: &RecordedEvent) -> Vec<RowId> {
-        Counting.rows(event)
-    }
-    fn apply(&self, event: &RecordedEvent, rows: &mut Rows) -> Result<(), String> {
-        if event.event_type.as_str() == "Poison" && !self.0.load(Ordering::SeqCst) {
-            return Err("not yet".into());
-        }
-        let row = RowId::single(event.stream_id.category().as_str());
-        let count = rows.get(&row).and_then(Value::as_u64).unwrap_or(0);
-        rows.put(row, json!(count + 1));
-        Ok(())
-    }
 }
 
 #[tokio::test]
