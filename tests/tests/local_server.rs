@@ -42,7 +42,7 @@ impl Server {
         let listener = local::bind(0).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(local::serve(app, listener, async {
+        let task = tokio::spawn(local::serve(app, listener, None, async {
             let _ = stopped.await;
         }));
         Self { port, stop, task }

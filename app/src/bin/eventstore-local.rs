@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use eventstore_dynamodb::{trigger::projector::LOCAL_CATCH_UP_EVERY, Components};
-use eventstore_http::{local, App, Mount};
+use eventstore_http::auth::dev::DevKey;
+use eventstore_http::{local, App, AuthConfig, AuthMode, Mount};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,6 +26,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Off unless AUTH_MODE=jwt: then bearer tokens signed by the development key, checked
+    // here as API Gateway's JWT authorizer checks them on AWS.
+    let auth = match AuthConfig::from_env() {
+        Ok(auth) if auth.mode == AuthMode::Iam => {
+            eprintln!("AUTH_MODE=iam is enforced by API Gateway (SigV4); locally use jwt or off");
+            return ExitCode::FAILURE;
+        }
+        Ok(auth) => auth,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tokens = (auth.mode == AuthMode::Jwt).then(DevKey::from_env);
     let components = Components::from_env(eventstore_app::registry()).await;
     let table = components.config.events_table.clone();
     let endpoint = eventstore_dynamodb::endpoint_description();
@@ -34,7 +49,7 @@ async fn main() -> ExitCode {
     }
     local::spawn_sequencer(components.log.clone());
     local::spawn_projector(components.projector(), LOCAL_CATCH_UP_EVERY);
-    let app = Arc::new(App::from_components(&components, Mount::All));
+    let app = Arc::new(App::from_components(&components, Mount::All).with_authorization(auth));
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -42,13 +57,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let auth_note = if tokens.is_some() {
+        "bearer tokens from `eventstore dev-token` required"
+    } else {
+        "no authorization"
+    };
     println!(
-        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer and projections polling its stream); Ctrl-C stops it"
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer and projections polling its stream; {auth_note}); Ctrl-C stops it"
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match local::serve(app, listener, shutdown).await {
+    match local::serve(app, listener, tokens, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("server failed: {err}");

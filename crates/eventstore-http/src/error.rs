@@ -28,6 +28,16 @@ pub enum ApiError {
     /// A subscription checkpoint would move backwards (and `force` was not given).
     #[error("the checkpoint is at {current}; it does not move backwards without force")]
     CheckpointBackwards { current: u64 },
+    /// The request carries no identity of the kind the API is configured for.
+    #[error("{message}")]
+    Unauthorized {
+        /// The `WWW-Authenticate` scheme a client should use.
+        scheme: &'static str,
+        message: String,
+    },
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<ValidationError> for ApiError {
@@ -52,6 +62,8 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::CheckpointBackwards { .. } => StatusCode::CONFLICT,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
@@ -118,6 +130,14 @@ impl ApiError {
                 "code": "Internal",
                 "message": "internal error",
             }),
+            Self::Unauthorized { message, .. } => json!({
+                "code": "Unauthorized",
+                "message": message,
+            }),
+            Self::Forbidden(message) => json!({
+                "code": "Forbidden",
+                "message": message,
+            }),
             Self::RouteNotFound { method, path } => json!({
                 "code": "NotFound",
                 "message": format!("no route for {method} {path}"),
@@ -133,6 +153,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if let Self::Unauthorized { scheme, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
         }
         response
     }

@@ -5,6 +5,7 @@
 //! each hyper request. Neither has routes of its own, so the two cannot drift apart.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod body;
 mod error;
 pub mod local;
@@ -23,6 +24,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
+pub use auth::{AuthConfig, AuthMode, Caller, Permission, Tenant};
 pub use error::{ApiError, RETRY_AFTER_SECONDS};
 pub use routes::{match_route, Route, Side};
 use telemetry::{emit_metrics, log_error, EventsWritten};
@@ -59,6 +61,7 @@ pub struct App<L, P = NoProjections> {
     mount: Mount,
     upcasters: Upcasters,
     projector: Option<ProjectionEngine<L, P>>,
+    auth: AuthConfig,
 }
 
 impl App<DynamoEventLog, DynamoProjectionStore> {
@@ -78,6 +81,7 @@ impl<L: EventLog + SnapshotStore> App<L> {
             mount,
             upcasters: Upcasters::new(),
             projector: None,
+            auth: AuthConfig::off(),
         }
     }
 }
@@ -95,7 +99,18 @@ where
             mount: self.mount,
             upcasters: self.upcasters,
             projector: Some(projector),
+            auth: self.auth,
         }
+    }
+
+    /// Who may do what (off until set: see [`AuthConfig::from_env`]).
+    pub fn with_authorization(mut self, auth: AuthConfig) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn authorization(&self) -> &AuthConfig {
+        &self.auth
     }
 
     /// The upcasters read routes apply when a request says `upcast=true`.
@@ -127,7 +142,7 @@ where
     pub async fn handle(&self, request: Request, request_id: &str) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
-        let (route, result) = self.dispatch(request).await;
+        let (route, caller, result) = self.dispatch(request).await;
         let response = result.unwrap_or_else(|err| {
             log_error(&err, request_id);
             err.into_response()
@@ -139,6 +154,8 @@ where
             method = %method,
             route = route_name,
             status = response.status().as_u16(),
+            subject = caller.as_ref().and_then(Caller::subject),
+            tenant = caller.as_ref().and_then(Caller::tenant).map(Tenant::as_str),
             elapsed_ms,
             "request handled"
         );
@@ -146,10 +163,20 @@ where
         response
     }
 
+    /// Matches the route, then authorizes it: the one place every request is let in or
+    /// refused, before its body is parsed or any table is read.
     async fn dispatch(
         &self,
         request: Request,
-    ) -> (Option<Route>, Result<Response<Body>, ApiError>) {
+    ) -> (
+        Option<Route>,
+        Option<Caller>,
+        Result<Response<Body>, ApiError>,
+    ) {
+        let caller = match Caller::resolve(&self.auth, &request) {
+            Ok(caller) => caller,
+            Err(refused) => return (None, None, Err(refused)),
+        };
         let route = match match_route(request.method(), request.uri().path()) {
             Ok(Some(route)) if self.mount.serves(route.side()) => route,
             Ok(_) => {
@@ -157,19 +184,28 @@ where
                     method: request.method().to_string(),
                     path: request.uri().path().to_owned(),
                 };
-                return (None, Err(err));
+                return (None, Some(caller), Err(err));
             }
-            Err(invalid) => return (None, Err(invalid.into())),
+            Err(invalid) => return (None, Some(caller), Err(invalid.into())),
         };
-        let result = self.serve(&route, request).await;
-        (Some(route), result)
+        let result = match caller.authorize(&route) {
+            Ok(()) => self.serve(&route, &caller, request).await,
+            Err(refused) => Err(refused),
+        };
+        (Some(route), Some(caller), result)
     }
 
-    async fn serve(&self, route: &Route, request: Request) -> Result<Response<Body>, ApiError> {
+    async fn serve(
+        &self,
+        route: &Route,
+        caller: &Caller,
+        request: Request,
+    ) -> Result<Response<Body>, ApiError> {
         let query = request::Query::parse(request.uri().query())?;
         match route {
             Route::Append(stream) => {
                 let parsed = request::parse_append(bounded(&request)?)?;
+                caller.authorize_events(&parsed.batch)?;
                 let out = self
                     .store
                     .append(stream, parsed.expected, &parsed.batch)
@@ -284,6 +320,7 @@ where
             }
             Route::PutSubscription(name) => {
                 let parsed = request::parse_subscription(bounded(&request)?)?;
+                caller.authorize_force(parsed.force)?;
                 let projector = self.subscriptions()?;
                 match projector
                     .save_subscription(name, parsed.position, parsed.force)

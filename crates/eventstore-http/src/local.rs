@@ -1,5 +1,6 @@
 //! The local HTTP server: hyper on 127.0.0.1, handing every request to [`App::handle`], and
-//! the local stand-in for the sequencer's event source mapping.
+//! the local stand-in for the sequencer's event source mapping. With a development key it
+//! also stands in for API Gateway's JWT authorizer (see [`crate::auth::dev`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,9 +16,10 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use lambda_http::Body;
+use lambda_http::{Body, RequestExt};
 use tokio::net::TcpListener;
 
+use crate::auth::dev::{self, DevKey};
 use crate::{ApiError, App, MAX_BODY_BYTES};
 
 /// `PORT`, default 3000.
@@ -30,15 +32,19 @@ pub fn port_from_env() -> Result<u16, String> {
     }
 }
 
-/// Binds 127.0.0.1:`port` (loopback only: the local server has no authentication).
+/// Binds 127.0.0.1:`port` (loopback only: without a development key the local server
+/// authenticates no one).
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` until `shutdown` completes. With `tokens`, every request needs
+/// a bearer token signed by that development key, and reaches the app with the request
+/// context API Gateway's JWT authorizer would give it; without, requests carry no identity.
 pub async fn serve<L, P, F>(
     app: Arc<App<L, P>>,
     listener: TcpListener,
+    tokens: Option<DevKey>,
     shutdown: F,
 ) -> std::io::Result<()>
 where
@@ -53,10 +59,12 @@ where
             () = &mut shutdown => return Ok(()),
         };
         let app = app.clone();
+        let tokens = tokens.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(answer(&app, req).await) }
+                let tokens = tokens.clone();
+                async move { Ok::<_, Infallible>(answer(&app, tokens.as_ref(), req).await) }
             });
             if let Err(err) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -70,6 +78,7 @@ where
 
 async fn answer<L, P>(
     app: &App<L, P>,
+    tokens: Option<&DevKey>,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>>
 where
@@ -85,8 +94,11 @@ where
             } else {
                 Body::Binary(bytes)
             };
-            app.handle(lambda_http::Request::from_parts(parts, body), &request_id)
-                .await
+            let request = lambda_http::Request::from_parts(parts, body);
+            match authenticate(tokens, request) {
+                Ok(request) => app.handle(request, &request_id).await,
+                Err(refused) => refused.into_response(),
+            }
         }
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => ApiError::BodyTooLarge {
             limit: MAX_BODY_BYTES,
@@ -100,6 +112,35 @@ where
     };
     let (parts, body) = response.into_parts();
     hyper::Response::from_parts(parts, Full::new(Bytes::from(body.to_vec())))
+}
+
+/// What API Gateway's JWT authorizer does before the function runs: no valid bearer token,
+/// no request (401); a valid one, its claims and scopes in the request context.
+fn authenticate(
+    tokens: Option<&DevKey>,
+    request: lambda_http::Request,
+) -> Result<lambda_http::Request, ApiError> {
+    let Some(key) = tokens else {
+        return Ok(request);
+    };
+    let unauthorized = |message: String| ApiError::Unauthorized {
+        scheme: "Bearer",
+        message,
+    };
+    let token = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            unauthorized(
+                "send Authorization: Bearer <token> (mint one with `eventstore dev-token`)".into(),
+            )
+        })?;
+    let claims = key
+        .verify(token.trim())
+        .map_err(|err| unauthorized(err.to_string()))?;
+    Ok(request.with_request_context(dev::request_context(&claims)))
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] into one buffer, copying each frame

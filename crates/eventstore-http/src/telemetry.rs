@@ -55,6 +55,10 @@ pub(crate) fn log_error(err: &ApiError, request_id: &str) {
             }
             tracing::error!(request_id, error = %chain, "request failed");
         }
+        // Refusals by authorization are worth an audit line; bad input is not.
+        ApiError::Unauthorized { .. } | ApiError::Forbidden(_) => {
+            tracing::info!(request_id, error = %err, "request refused by authorization")
+        }
         _ => tracing::debug!(request_id, error = %err, "request refused"),
     }
 }
