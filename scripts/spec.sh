@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked
-cargo build --locked --bin eventstore-local
+cargo build --locked --bin eventstore-local --bin eventstore
 scripts/api-fuzz.sh

@@ -13,6 +13,9 @@
 //! `eventstore tail` prints the global order (or a type's or category's) from a position,
 //! and with `--follow` keeps printing new events. `--json` prints one JSON object a line.
 //!
+//! `eventstore dev-token` mints a bearer token for the local server run with
+//! `AUTH_MODE=jwt` (see docs/authorization.md).
+//!
 //! `eventstore repair` gives positions to events the sequencer never saw. DynamoDB Streams
 //! keeps records for 24 hours, so a sequencer outage longer than that strands the events
 //! appended early in it; repair finds them with a Scan and sequences them with the same code
@@ -30,6 +33,7 @@ use eventstore_core::{
 use eventstore_dynamodb::{Components, Config, DynamoEventLog, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod dev_token;
 mod projections;
 
 use projections::{parked, projections, rebuild, replay};
@@ -50,6 +54,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Prints a bearer token for `make dev` run with AUTH_MODE=jwt, signed with the local
+    /// development key (EVENTSTORE_DEV_KEY, else the public default): never valid on AWS.
+    DevToken {
+        /// What the token may do (repeat, or separate with commas): events.read,
+        /// events.append, projections.read, snapshots.write, subscriptions, admin.
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// The tenant the token is confined to (its names start with `<tenant>.`).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The claim that carries the tenant (default: $AUTH_TENANT_CLAIM).
+        #[arg(long)]
+        tenant_claim: Option<String>,
+        #[arg(long, default_value = "developer")]
+        subject: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Replays a projection from position 1 into new rows, then switches reads to them.
     Rebuild {
         /// A projection the app registers: category-streams or account-balances.
@@ -294,6 +317,33 @@ async fn repair(sequencer: &Sequencer, dry_run: bool) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::DevToken {
+        scopes,
+        tenant,
+        tenant_claim,
+        subject,
+        ttl,
+    } = cli.command
+    {
+        // Needs no AWS configuration, so it is answered before any is loaded.
+        let request = dev_token::Request {
+            scopes,
+            tenant,
+            tenant_claim,
+            subject,
+            ttl,
+        };
+        return match dev_token::mint(request) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("eventstore: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut config = Config::from_env();
     if let Some(table) = cli.table {
         config.events_table = table;
@@ -332,6 +382,8 @@ async fn main() -> ExitCode {
             projection,
             position,
         } => replay(&projector(), &projection, position).await,
+        // Answered above, before any AWS configuration is loaded.
+        Command::DevToken { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
