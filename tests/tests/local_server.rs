@@ -3,17 +3,30 @@
 
 use std::sync::Arc;
 
-use eventstore_http::{local, App, Mount, MAX_BODY_BYTES};
+use eventstore_http::auth::dev::DevKey;
+use eventstore_http::{local, App, AuthConfig, Mount, MAX_BODY_BYTES};
 use eventstore_tests::TestStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends one HTTP/1.1 request and returns (status, body).
 async fn send(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    send_as(port, None, method, path, body).await
+}
+
+/// `send` with `Authorization: Bearer <token>` when a token is given.
+async fn send_as(
+    port: u16,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let auth = token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.unwrap();
@@ -39,10 +52,20 @@ impl Server {
     where
         P: eventstore_core::ProjectionStore + eventstore_core::SubscriptionStore + 'static,
     {
+        Self::start_with(app, None).await
+    }
+
+    async fn start_with<P>(
+        app: Arc<App<eventstore_dynamodb::DynamoEventLog, P>>,
+        tokens: Option<DevKey>,
+    ) -> Self
+    where
+        P: eventstore_core::ProjectionStore + eventstore_core::SubscriptionStore + 'static,
+    {
         let listener = local::bind(0).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(local::serve(app, listener, None, async {
+        let task = tokio::spawn(local::serve(app, listener, tokens, async {
             let _ = stopped.await;
         }));
         Self { port, stop, task }
@@ -177,5 +200,96 @@ async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
 
     sequencer.abort();
     projecting.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_development_key_the_local_server_authorizes_as_api_gateway_and_the_functions_do() {
+    let t = TestStore::new().await;
+    let app =
+        App::new(t.store.clone(), Mount::All).with_authorization(AuthConfig::jwt(Some("tenant")));
+    let key = DevKey::new("local-test-key");
+    let server = Server::start_with(Arc::new(app), Some(key.clone())).await;
+    let port = server.port;
+    let hour = std::time::Duration::from_secs(3600);
+    let token = |key: &DevKey, scope: &str, tenant: &str| {
+        key.mint(
+            "dev",
+            &[format!("eventstore/{scope}")],
+            &[("tenant".to_owned(), tenant.to_owned())],
+            hour,
+        )
+        .unwrap()
+    };
+    let append = br#"{"events":[{"eventType":"acme.Opened","data":{"n":1}}]}"#;
+
+    let (status, body) = send(port, "POST", "/streams/acme.Local-1/events", append).await;
+    assert_eq!(status, 401, "no token: {body}");
+    let forged = token(&DevKey::new("another-key"), "events.append", "acme");
+    let (status, _) = send_as(
+        port,
+        Some(&forged),
+        "POST",
+        "/streams/acme.Local-1/events",
+        append,
+    )
+    .await;
+    assert_eq!(status, 401, "a token signed with another key");
+    let reader = token(&key, "events.read", "acme");
+    let (status, _) = send_as(
+        port,
+        Some(&reader),
+        "POST",
+        "/streams/acme.Local-1/events",
+        append,
+    )
+    .await;
+    assert_eq!(status, 403, "a reader appending");
+    let globex = token(&key, "events.append", "globex");
+    let (status, _) = send_as(
+        port,
+        Some(&globex),
+        "POST",
+        "/streams/acme.Local-1/events",
+        append,
+    )
+    .await;
+    assert_eq!(status, 403, "another tenant appending");
+    let stream = eventstore_core::StreamId::parse("acme.Local-1", "s").unwrap();
+    assert!(
+        t.raw_items(&stream).await.is_empty(),
+        "refused appends wrote nothing"
+    );
+
+    let writer = token(&key, "events.append", "acme");
+    let (status, body) = send_as(
+        port,
+        Some(&writer),
+        "POST",
+        "/streams/acme.Local-1/events",
+        append,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send_as(port, Some(&reader), "GET", "/streams/acme.Local-1", b"").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"streamId":"acme.Local-1","category":"acme.Local","version":1}"#
+        )
+    );
+    let globex_reader = token(&key, "events.read", "globex");
+    let (status, body) = send_as(
+        port,
+        Some(&globex_reader),
+        "GET",
+        "/streams/acme.Local-1",
+        b"",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("StreamNotFound"), "{body}");
+
     server.stop().await;
 }

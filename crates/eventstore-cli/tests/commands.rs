@@ -386,3 +386,59 @@ ok   unsequenced appends: none older than 60 s
         .await
         .unwrap();
 }
+
+#[test]
+fn dev_token_mints_what_the_local_server_accepts_and_refuses_unknown_scopes() {
+    let mint = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+            .arg("dev-token")
+            .args(args)
+            .env("EVENTSTORE_DEV_KEY", "cli-test-key")
+            .env("AUTH_SCOPE_PREFIX", "api/")
+            .env_remove("AUTH_MODE")
+            .env_remove("AUTH_TENANT_CLAIM")
+            .output()
+            .unwrap()
+    };
+    let out = mint(&[
+        "--scope",
+        "events.read,admin",
+        "--tenant",
+        "acme",
+        "--tenant-claim",
+        "custom:tenant",
+        "--subject",
+        "ops",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = eventstore_http::auth::dev::DevKey::new("cli-test-key")
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(claims["scope"], "api/events.read api/admin");
+    assert_eq!(claims["custom:tenant"], "acme");
+    assert_eq!(claims["sub"], "ops");
+
+    let out = mint(&["--scope", "events.write"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown scope \"events.write\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = mint(&["--scope", "events.read", "--tenant", "acme"]);
+    assert!(!out.status.success(), "a tenant without the claim's name");
+    let out = mint(&[
+        "--scope",
+        "events.read",
+        "--tenant",
+        "a.b",
+        "--tenant-claim",
+        "t",
+    ]);
+    assert!(!out.status.success(), "a tenant id with a dot");
+}
