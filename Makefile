@@ -30,17 +30,18 @@ infra-check: venv
 	scripts/infra-check.sh
 
 ## On a local DynamoDB: sequencer throughput and append -> $$all lag, the cost of loading a
-## 10,000-event aggregate with and without a snapshot, and projector throughput and writes
-## per event, the local server's peak memory on hostile bodies, and the local DynamoDB's
-## memory under transactions (they report figures, assert nothing).
+## 10,000-event aggregate with and without a snapshot, projector throughput and writes per
+## event, long polling's delay and cost, the local server's peak memory on hostile bodies,
+## and the local DynamoDB's memory under transactions (they report figures, assert nothing).
 bench: venv
-	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench
+	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench --bin long-poll-bench
 	cargo build --bin eventstore-local
 	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py $(TARGET)/debug/eventstore-local
 	$(VENV)/python scripts/moto-memory.py scripts/moto_server.py
 	scripts/with-dynamodb.sh $(TARGET)/debug/sequencer-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/repository-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/projector-bench
+	scripts/with-dynamodb.sh $(TARGET)/debug/long-poll-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.

@@ -29,7 +29,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 
-.venv/bin/schemathesis run infra/openapi.yaml \
+.venv/bin/schemathesis --config-file scripts/schemathesis.toml run infra/openapi.yaml \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection \

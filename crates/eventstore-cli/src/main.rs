@@ -29,6 +29,7 @@ use clap::{Parser, Subcommand};
 use eventstore_core::limits::MAX_READ_LIMIT;
 use eventstore_core::{
     Category, Direction, EventStore, EventType, GlobalFilter, RecordedEvent, StreamId, StreamRead,
+    MAX_READ_WAIT,
 };
 use eventstore_dynamodb::{Components, Config, DynamoEventLog, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -241,9 +242,15 @@ async fn tail(
     follow: bool,
     json: bool,
 ) -> Result<(), String> {
+    // Following, an empty page is a long poll: new events print within a poll interval.
+    let wait = if follow {
+        MAX_READ_WAIT
+    } else {
+        Duration::ZERO
+    };
     loop {
         let page = store
-            .read_global(&filter, Some(from), MAX_READ_LIMIT)
+            .read_global_waiting(&filter, Some(from), MAX_READ_LIMIT, wait)
             .await
             .map_err(|e| e.to_string())?;
         for event in &page.events {
@@ -254,13 +261,9 @@ async fn tail(
             };
             println!("{line}");
         }
-        let caught_up = page.events.is_empty();
         from = page.next;
-        if caught_up {
-            if !follow {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if page.events.is_empty() && !follow {
+            return Ok(());
         }
     }
 }

@@ -38,7 +38,7 @@ pub use port::{
 };
 pub use store::{
     AppendOutcome, Direction, EventStore, GlobalPage, StreamInfo, StreamPage, StreamRead,
-    INDEX_LAG_WAITS,
+    INDEX_LAG_WAITS, MAX_READ_WAIT, READ_WAIT_POLL,
 };
 pub use version::ExpectedVersion;
 

@@ -180,9 +180,10 @@ where
         filter: &GlobalFilter,
         query: &request::Query,
     ) -> Result<Response<Body>, ApiError> {
+        let (from, limit, wait) = (query.from()?, query.limit()?, query.wait()?);
         let page = self
             .store
-            .read_global(filter, query.from()?, query.limit()?)
+            .read_global_waiting(filter, from, limit, wait)
             .await?;
         let events = self.upcast(page.events, query)?;
         Ok(error::json_response(

@@ -92,6 +92,55 @@ impl<L: EventLog> EventStore<L> {
     }
 }
 
+/// The longest a reader may ask [`EventStore::read_global_waiting`] to wait: it fits API
+/// Gateway's 30-second integration timeout with room for the read itself.
+pub const MAX_READ_WAIT: Duration = Duration::from_secs(25);
+
+/// How often a waiting read looks for the event it waits for. It bounds both the delay
+/// between an event becoming readable and the waiting reader's answer, and the cost of a
+/// waiting reader: one index Query (limit 1, eventually consistent) per interval.
+pub const READ_WAIT_POLL: Duration = Duration::from_millis(250);
+
+impl<L: EventLog> EventStore<L> {
+    /// [`EventStore::read_global`], but when the page starting at `from` would be empty,
+    /// holding on until an event at `from` or later is readable or `wait` (at most
+    /// [`MAX_READ_WAIT`]) has passed: long polling. While it waits it probes the index alone,
+    /// one Query of at most one entry every [`READ_WAIT_POLL`], never the counter
+    /// item; once the probe shows an event it reads the page as `read_global` does, so the
+    /// never-skip guarantee is the same.
+    pub async fn read_global_waiting(
+        &self,
+        filter: &GlobalFilter,
+        from: Option<u64>,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<GlobalPage, StoreError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_READ_WAIT);
+        let start = from.unwrap_or(1);
+        loop {
+            let page = self.read_global(filter, from, limit).await?;
+            if !page.events.is_empty() {
+                return Ok(page);
+            }
+            // Nothing yet: probe cheaply until the index shows something at `start`.
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok(page);
+                }
+                tokio::time::sleep(READ_WAIT_POLL.min(deadline - now)).await;
+                let probe = self
+                    .log
+                    .read_index(filter, start, 1, MAX_READ_PAGE_BYTES)
+                    .await?;
+                if !probe.entries.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// How long a global read waits, in turn, for a lagging index before it returns what is
 /// safe. GSIs usually catch up within a fraction of a second.
 pub const INDEX_LAG_WAITS: [Duration; 4] = [

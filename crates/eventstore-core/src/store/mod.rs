@@ -13,7 +13,7 @@ mod snapshots;
 mod stream;
 
 pub use append::AppendOutcome;
-pub use global::{GlobalPage, INDEX_LAG_WAITS};
+pub use global::{GlobalPage, INDEX_LAG_WAITS, MAX_READ_WAIT, READ_WAIT_POLL};
 pub use stream::{Direction, StreamInfo, StreamPage, StreamRead};
 
 use crate::limits::{MAX_POSITION, MAX_READ_LIMIT};

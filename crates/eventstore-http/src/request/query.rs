@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use eventstore_core::limits::{DEFAULT_READ_LIMIT, MAX_POSITION, MAX_READ_LIMIT};
-use eventstore_core::{Direction, StreamRead, ValidationError};
+use eventstore_core::{Direction, StreamRead, ValidationError, MAX_READ_WAIT};
 
 use super::json::invalid;
 
@@ -39,6 +41,13 @@ impl Query {
     pub fn limit(&self) -> Result<usize, ValidationError> {
         let limit = self.integer("limit", 1, MAX_READ_LIMIT as u64)?;
         Ok(limit.map_or(DEFAULT_READ_LIMIT, |l| l as usize))
+    }
+
+    /// `wait`: seconds a global read may hold on for an event at `from` (long polling);
+    /// 0 to 25, default 0.
+    pub fn wait(&self) -> Result<Duration, ValidationError> {
+        let wait = self.integer("wait", 0, MAX_READ_WAIT.as_secs())?;
+        Ok(Duration::from_secs(wait.unwrap_or(0)))
     }
 
     /// `after`: the item to continue after, for projection rows.
