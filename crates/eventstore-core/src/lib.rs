@@ -25,6 +25,7 @@ pub mod projection;
 mod registry;
 pub mod snapshot;
 mod store;
+pub mod subscription;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 pub mod upcast;
@@ -52,6 +53,7 @@ pub use projection::{
 };
 pub use registry::Registry;
 pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
+pub use subscription::Subscription;
 pub use upcast::Upcasters;
 
 // The Rust examples of the guides are compiled and run as doctests, so they cannot drift

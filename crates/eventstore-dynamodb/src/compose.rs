@@ -3,10 +3,10 @@
 //! entry point (the Lambda functions, the local server, the CLI, the example).
 
 use aws_sdk_dynamodb::Client;
-use eventstore_core::{EventStore, Registry, StoreError};
+use eventstore_core::{EventStore, Registry, StoreError, Subscription};
 
 use crate::log::DynamoEventLog;
-use crate::projections::{projector, ProjectionTables, Projector};
+use crate::projections::{projector, DynamoProjectionStore, ProjectionTables, Projector};
 use crate::schema::create_key_value_table;
 use crate::sequencer::Sequencer;
 
@@ -104,6 +104,21 @@ impl Components {
             self.registry.projections.clone(),
         )
         .with_upcasters(self.registry.upcasters.clone())
+    }
+
+    /// The subscription checkpoints the `/subscriptions/{name}` routes serve (the
+    /// checkpoints table), for library subscribers.
+    pub fn subscriptions(&self) -> DynamoProjectionStore {
+        DynamoProjectionStore::new(
+            self.log.client.clone(),
+            self.config.projection_tables.clone(),
+        )
+    }
+
+    /// A catch-up subscription `name` on the store, with its checkpoint in the checkpoints
+    /// table (the same one `GET /subscriptions/{name}` shows).
+    pub fn subscription(&self, name: &str) -> Subscription<DynamoEventLog, DynamoProjectionStore> {
+        Subscription::new(self.store(), self.subscriptions(), name)
     }
 
     /// Creates the events, rows and checkpoints tables where they do not exist (local use:

@@ -1,12 +1,20 @@
 //! Runs a bank account against the DynamoDB the SDK variables name (for example the local one
 //! `scripts/with-dynamodb.sh` starts): `scripts/with-dynamodb.sh cargo run -p bank-account`.
+//!
+//! `cargo run -p bank-account -- follow` instead prints the accounts' events as they happen,
+//! from a catch-up subscription (`account-printer`, its checkpoint in the checkpoints table):
+//! run it beside `make dev` (same `EVENTS_TABLE` and endpoint) and append to an `Account-`
+//! stream.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use bank_account::{registry, AccountBalances, AccountCommand, BankAccount};
-use eventstore_core::{CommandContext, CommandError, Repository, SnapshotMode, StoreError};
+use eventstore_core::{
+    Category, CommandContext, CommandError, GlobalFilter, Repository, SnapshotMode, StoreError,
+};
 use eventstore_dynamodb::{Components, DynamoEventLog, StreamHint};
+use futures::StreamExt;
 
 /// Amounts are in cents.
 fn euros(n: i64) -> i64 {
@@ -21,6 +29,15 @@ async fn main() -> ExitCode {
     if let Err(err) = components.create_tables().await {
         eprintln!("cannot reach or create the tables: {err}");
         return ExitCode::FAILURE;
+    }
+    if std::env::args().nth(1).as_deref() == Some("follow") {
+        return match follow(&components).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("subscription failed: {err}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let accounts: Repository<BankAccount, _> = Repository::new(components.store())
         .with_upcasters(components.registry.upcasters.clone())
@@ -91,6 +108,31 @@ async fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Prints every `Account` event, history first, then as the sequencer gives them their
+/// positions, until interrupted. Each is printed before the subscription's checkpoint moves
+/// past it, so a restart goes on where it stopped (at least once: the one being printed at
+/// a crash comes again).
+async fn follow(components: &Components) -> Result<(), StoreError> {
+    let accounts = GlobalFilter::Category(Category::parse("Account", "category")?);
+    let mut events = components
+        .subscription("account-printer")
+        .filter(accounts)
+        .stream();
+    println!("following the Account category; Ctrl-C stops");
+    while let Some(event) = events.next().await {
+        let event = event?;
+        println!(
+            "#{} {} v{} {} {}",
+            event.global_position.unwrap_or_default(),
+            event.stream_id,
+            event.version,
+            event.event_type,
+            event.data.as_json()
+        );
+    }
+    Ok(())
 }
 
 async fn project(components: &Components, id: &str, version: u64) -> Result<String, StoreError> {

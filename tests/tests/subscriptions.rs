@@ -1,0 +1,64 @@
+//! Catch-up subscriptions in the library, on DynamoDB: history, then live events as the
+//! sequencer positions them, with the checkpoint in the table `/subscriptions/{name}` serves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore_core::{Category, GlobalFilter, Subscription};
+use eventstore_http::Mount;
+use eventstore_tests::http::{app, call, request};
+use eventstore_tests::{event, stream, TestStore};
+use futures::StreamExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_reads_history_then_follows_and_its_checkpoint_is_the_apis() {
+    let t = Arc::new(TestStore::new().await);
+    let projector = t.projector(Vec::new()).await;
+    let api = app(&t, Mount::All).with_projector(projector.clone());
+    let account = stream("Account");
+    t.append_sequenced(
+        account.as_str(),
+        vec![event("Opened", "{}"), event("Deposited", "{}")],
+    )
+    .await;
+    t.append_sequenced(stream("Order").as_str(), vec![event("Placed", "{}")])
+        .await;
+
+    let accounts = GlobalFilter::Category(Category::parse("Account", "category").unwrap());
+    let mut events = Subscription::new(t.store.clone(), projector.store().clone(), "printer")
+        .filter(accounts)
+        .stream();
+    let history: Vec<String> = events
+        .by_ref()
+        .take(2)
+        .map(|e| e.unwrap().event_type.as_str().to_owned())
+        .collect()
+        .await;
+    assert_eq!(history, ["Opened", "Deposited"]);
+
+    // Live: appended, then positioned by the sequencer while the subscriber waits.
+    let writer = t.clone();
+    let later = stream("Account");
+    let appended = later.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer
+            .append_sequenced(appended.as_str(), vec![event("Opened", "{}")])
+            .await;
+    });
+    let live = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("the live event arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.stream_id, later);
+    assert_eq!(live.global_position, Some(4));
+
+    // Deposited (position 2) was handled when the live event was asked for.
+    let a = call(&api, request("GET", "/subscriptions/printer", None)).await;
+    assert_eq!(
+        a.json,
+        serde_json::json!({"name": "printer", "position": 3})
+    );
+}
