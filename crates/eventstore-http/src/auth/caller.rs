@@ -111,7 +111,8 @@ impl Caller {
                 .iam_admins
                 .iter()
                 .any(|pattern| match pattern.strip_suffix('*') {
-                    Some(prefix) => p.starts_with(prefix),
+                    // `.../role/ops/*`: any session of role `ops` (the stem ends in `/`).
+                    Some(stem) => p.starts_with(stem),
                     None => p == pattern,
                 })
         });
@@ -180,7 +181,8 @@ impl Caller {
                 Permission::ReadEvents,
                 Reach::Owned(c.as_str(), self.foreign()),
             ),
-            Route::ProjectionStatus(_) => (Permission::ReadProjections, Reach::Shared),
+            // Store-wide figures (head, lag, parked) would show a tenant the others' volume.
+            Route::ProjectionStatus(_) => (Permission::ReadProjections, Reach::EveryTenant),
             Route::ProjectionRow(name, key) => (
                 Permission::ReadProjections,
                 Reach::Owned(
@@ -202,7 +204,6 @@ impl Caller {
             return Ok(());
         };
         match reach {
-            Reach::Shared => Ok(()),
             Reach::Owned(name, _) if tenant.owns(name) => Ok(()),
             Reach::Owned(_, refusal) => Err(refusal),
             Reach::EveryTenant => self.require(Permission::Admin),
@@ -248,9 +249,7 @@ impl Caller {
 
 /// What a route reaches, for the tenant check.
 enum Reach<'a> {
-    /// Nothing of any tenant (a projection's status: store-wide counts only).
-    Shared,
-    /// Every tenant's events at once (`$all`).
+    /// Every tenant's events or figures at once (`$all`, a projection's status).
     EveryTenant,
     /// A name that belongs to one tenant, and the answer a foreign one gets.
     Owned(&'a str, ApiError),
@@ -266,17 +265,19 @@ fn token_scopes(jwt: &ApiGatewayRequestAuthorizerJwtDescription) -> Vec<String> 
     if let Some(scopes) = jwt.scopes.as_ref().filter(|s| !s.is_empty()) {
         return scopes.clone();
     }
-    ["scope", "scp"]
-        .iter()
-        .find_map(|claim| jwt.claims.get(*claim))
-        .map(|value| {
-            value
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
+    let words =
+        |text: &str| -> Vec<String> { text.split_whitespace().map(str::to_owned).collect() };
+    if let Some(scope) = jwt.claims.get("scope") {
+        return words(scope);
+    }
+    jwt.claims
+        .get("scp")
+        .map(|scp| {
+            let inner = scp
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .unwrap_or(scp);
+            words(inner)
         })
         .unwrap_or_default()
 }

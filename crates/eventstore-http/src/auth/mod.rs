@@ -194,7 +194,7 @@ impl AuthConfig {
                 problem: "tenants come from a JWT claim; set AUTH_MODE=jwt or unset it".into(),
             });
         }
-        let iam_admins = set("AUTH_IAM_ADMINS")
+        let iam_admins: Vec<String> = set("AUTH_IAM_ADMINS")
             .map(|list| {
                 list.split(',')
                     .map(|s| s.trim().to_owned())
@@ -202,10 +202,34 @@ impl AuthConfig {
                     .collect()
             })
             .unwrap_or_default();
+        // A pattern may end in `/*` (any session of one role) and have no other `*`:
+        // `role/ops*` would also admit a role named `ops-readonly`.
+        if let Some(bad) = iam_admins.iter().find(|p| {
+            let stem = p.strip_suffix("/*").unwrap_or(p);
+            !p.starts_with("arn:") || stem.contains('*')
+        }) {
+            return Err(AuthConfigError {
+                variable: "AUTH_IAM_ADMINS",
+                problem: format!(
+                    "{bad:?} must be a principal ARN, or a role session ARN ending in /* (any session of that role)"
+                ),
+            });
+        }
+        let scope_prefix =
+            get("AUTH_SCOPE_PREFIX").unwrap_or_else(|| DEFAULT_SCOPE_PREFIX.to_owned());
+        // Without a prefix a bare `admin` scope, which another API on the same issuer may
+        // grant for its own purposes, would administer the store.
+        if scope_prefix.is_empty() || scope_prefix.chars().any(char::is_whitespace) {
+            return Err(AuthConfigError {
+                variable: "AUTH_SCOPE_PREFIX",
+                problem: format!(
+                    "{scope_prefix:?} must be non-empty, without spaces, such as a resource server's identifier and /"
+                ),
+            });
+        }
         Ok(Self {
             mode,
-            scope_prefix: get("AUTH_SCOPE_PREFIX")
-                .unwrap_or_else(|| DEFAULT_SCOPE_PREFIX.to_owned()),
+            scope_prefix,
             tenant_claim,
             iam_admins,
         })
