@@ -22,6 +22,7 @@ pub mod memory;
 mod names;
 mod port;
 pub mod projection;
+pub mod publish;
 mod registry;
 pub mod snapshot;
 mod store;
