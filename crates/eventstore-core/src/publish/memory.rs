@@ -112,10 +112,13 @@ impl EventBus for InMemoryBus {
     }
 }
 
+/// One publisher's checkpoint and parked events.
+type Publication = (u64, Vec<ParkedEntry>);
+
 /// Publisher checkpoints and parked events in memory.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryPublisherStore {
-    state: Arc<Mutex<BTreeMap<String, (u64, Vec<ParkedEntry>)>>>,
+    state: Arc<Mutex<BTreeMap<String, Publication>>>,
 }
 
 impl InMemoryPublisherStore {
