@@ -3,7 +3,8 @@
 #
 # If AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL is set, that DynamoDB is used as it is
 # (DynamoDB Local, say). Otherwise moto server is started from .venv on a free loopback
-# port, and stopped again when the command ends, whether it passed or failed.
+# port, and stopped again when the command ends, whether it passed or failed; it also
+# serves EventBridge and SQS, whose endpoints are set to it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -40,5 +41,9 @@ done
 
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
 export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$port"
-echo "started moto server (DynamoDB) at $AWS_ENDPOINT_URL_DYNAMODB, log in $log" >&2
+# moto serves EventBridge and SQS on the same port: the publisher's bus, and the queues the
+# tests read what a bus rule delivered from.
+export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$port"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$port"
+echo "started moto server (DynamoDB, EventBridge, SQS) at $AWS_ENDPOINT_URL_DYNAMODB, log in $log" >&2
 "$@"

@@ -133,7 +133,8 @@ fn every_contract_route_is_declared_and_goes_to_the_right_function() {
         .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|r| text(&r["Metadata"]["BuildMethod"]))
         .collect();
-    assert_eq!(functions, ["rust-cargolambda"; 4]);
+    // append-api, read-api, sequencer, projector, publisher.
+    assert_eq!(functions, ["rust-cargolambda"; 5]);
 }
 
 #[test]
@@ -274,6 +275,61 @@ fn the_projector_is_fed_by_the_counter_records_like_the_local_source_feeds_it() 
             "{variable}"
         );
     }
+}
+
+/// The publisher is fed as the projector is, reads the settings the template gives it
+/// (`PublishSettings::from_lookup` accepts them), and may put events on its bus only.
+#[test]
+fn the_publisher_is_fed_by_the_counter_records_and_reads_the_templates_settings() {
+    let t = template();
+    let function = &t["Resources"]["PublisherFunction"];
+    assert_eq!(text(&function["Condition"]), "Publish");
+    assert_eq!(
+        text(&function["Properties"]["CodeUri"]),
+        "../functions/publisher"
+    );
+    let p = &function["Properties"]["Events"]["CounterMoved"]["Properties"];
+    let local: serde_json::Value =
+        serde_json::from_str(eventstore_dynamodb::trigger::COUNTER_FILTER).unwrap();
+    assert_eq!(filter_patterns(p), vec![local]);
+    assert_eq!(text(&p["DestinationConfig"]["OnFailure"]["Type"]), "SQS");
+    let schedule = &function["Properties"]["Events"]["CatchUp"];
+    assert_eq!(text(&schedule["Properties"]["Schedule"]), "rate(1 minute)");
+    let env = &function["Properties"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("EVENT_BUS_NAME", "PublishBusName"),
+        ("PUBLISH_FILTER", "PublishFilter"),
+        ("PUBLISH_SOURCE", "PublishSource"),
+    ] {
+        assert!(
+            serde_yaml_ng::to_string(&env[variable])
+                .unwrap()
+                .contains(parameter),
+            "{variable} comes from {parameter}"
+        );
+    }
+    // The parameters' defaults and examples are settings the function starts with.
+    let default_filter = text(&t["Parameters"]["PublishFilter"]["Default"]);
+    for filter in [
+        default_filter.as_str(),
+        "type:MoneyDeposited",
+        "category:Account",
+    ] {
+        let settings = eventstore_dynamodb::PublishSettings::from_lookup(|name| match name {
+            "EVENT_BUS_NAME" => Some("orders".into()),
+            "PUBLISH_FILTER" => Some(filter.into()),
+            _ => None,
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.bus, "orders");
+    }
+    let policy = serde_yaml_ng::to_string(&t["Resources"]["PublisherRole"]).unwrap();
+    assert!(policy.contains("events:PutEvents"));
+    assert!(
+        policy.contains("event-bus/${PublishBusName}"),
+        "PutEvents on the configured bus only"
+    );
 }
 
 #[test]

@@ -6,7 +6,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use eventstore_dynamodb::{trigger::projector::LOCAL_CATCH_UP_EVERY, Components};
+use eventstore_dynamodb::trigger::projector::LOCAL_CATCH_UP_EVERY;
+use eventstore_dynamodb::trigger::publisher::LOCAL_PUBLISH_EVERY;
+use eventstore_dynamodb::{Components, PublishSettings, PublisherTrigger};
+use eventstore_eventbridge::EventBridgeBus;
 use eventstore_http::auth::dev::DevKey;
 use eventstore_http::{local, App, AuthConfig, AuthMode, Mount};
 
@@ -40,6 +43,25 @@ async fn main() -> ExitCode {
         }
     };
     let tokens = (auth.mode == AuthMode::Jwt).then(DevKey::from_env);
+    // The publisher runs where there is an EventBridge to publish to: EVENT_BUS_NAME's bus,
+    // or, with a local EventBridge endpoint (scripts/with-dynamodb.sh sets moto's), its
+    // default bus.
+    let publish = match PublishSettings::from_env() {
+        Ok(Some(settings)) => Some(settings),
+        Ok(None) if std::env::var_os("AWS_ENDPOINT_URL_EVENTBRIDGE").is_some() => {
+            PublishSettings::from_lookup(|name| match name {
+                "EVENT_BUS_NAME" => Some("default".to_owned()),
+                other => std::env::var(other).ok(),
+            })
+            .ok()
+            .flatten()
+        }
+        Ok(None) => None,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let components = Components::from_env(eventstore_app::registry()).await;
     let table = components.config.events_table.clone();
     let endpoint = eventstore_dynamodb::endpoint_description();
@@ -49,6 +71,16 @@ async fn main() -> ExitCode {
     }
     local::spawn_sequencer(components.log.clone());
     local::spawn_projector(components.projector(), LOCAL_CATCH_UP_EVERY);
+    let publisher_note = match publish {
+        Some(settings) => {
+            let note = format!("publishing to EventBridge bus {}", settings.bus);
+            let bus = EventBridgeBus::from_env(&settings.bus).await;
+            let publisher = components.publisher(bus, settings.config);
+            tokio::spawn(publisher.run_locally(LOCAL_PUBLISH_EVERY));
+            note
+        }
+        None => "no publisher: set EVENT_BUS_NAME".to_owned(),
+    };
     let app = Arc::new(App::from_components(&components, Mount::All).with_authorization(auth));
     let listener = match local::bind(port).await {
         Ok(listener) => listener,
@@ -63,7 +95,7 @@ async fn main() -> ExitCode {
         "no authorization"
     };
     println!(
-        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer and projections polling its stream; {auth_note}); Ctrl-C stops it"
+        "event store API on http://127.0.0.1:{port} (DynamoDB: {endpoint}, table {table}, sequencer and projections polling its stream; {publisher_note}; {auth_note}); Ctrl-C stops it"
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -26,18 +26,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use eventstore_core::limits::MAX_READ_LIMIT;
-use eventstore_core::{
-    Category, Direction, EventStore, EventType, GlobalFilter, RecordedEvent, StreamId, StreamRead,
-    MAX_READ_WAIT,
-};
-use eventstore_dynamodb::{Components, Config, DynamoEventLog, Sequencer};
+use eventstore_core::publish::PublisherStore;
+use eventstore_core::{Category, EventStore, EventType, GlobalFilter};
+use eventstore_dynamodb::{Components, Config, DynamoPublisherStore, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod dev_token;
 mod projections;
+mod reads;
 
 use projections::{parked, projections, rebuild, replay};
+use reads::{stream, tail};
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +109,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The events the EventBridge publisher parked (no PutEvents request can carry them),
+    /// with why: consumers of the bus never saw them.
+    PublishedParked {
+        /// The publisher's name (PUBLISHER_NAME; the template's is eventbridge).
+        #[arg(long, default_value = "eventbridge")]
+        publisher: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Applies a projection's parked events late, after a fix (all of them, or the one at
     /// `--position`), each to the rows as they are now; those that still fail stay parked.
     Replay {
@@ -142,20 +150,6 @@ enum Command {
     },
 }
 
-/// A human-readable line for one event.
-fn event_line(e: &RecordedEvent) -> String {
-    let position = e
-        .global_position
-        .map_or_else(|| "-".to_owned(), |p| p.to_string());
-    format!(
-        "#{position} {} v{} {} {}",
-        e.stream_id,
-        e.version,
-        e.event_type,
-        e.data.as_json()
-    )
-}
-
 pub(crate) fn json_line(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(|e| e.to_string())
 }
@@ -178,6 +172,24 @@ async fn check(components: &Components, json: bool) -> Result<(), String> {
     }
 }
 
+async fn published_parked(
+    store: &DynamoPublisherStore,
+    publisher: &str,
+    json: bool,
+) -> Result<(), String> {
+    for p in store.parked(publisher).await.map_err(|e| e.to_string())? {
+        if json {
+            println!("{}", json_line(&p)?);
+        } else {
+            println!(
+                "#{} {} {} {}: {}",
+                p.position, p.stream_id, p.event_type, p.event_id, p.reason
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
     let report = sequencer
         .sweep(Duration::from_secs(older_than))
@@ -188,84 +200,6 @@ async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
         report.streams, report.events
     );
     Ok(())
-}
-
-async fn stream(store: &EventStore<DynamoEventLog>, id: &str, json: bool) -> Result<(), String> {
-    let stream = StreamId::parse(id, "stream id").map_err(|e| e.to_string())?;
-    let info = store
-        .stream_info(&stream)
-        .await
-        .map_err(|e| e.to_string())?;
-    if json {
-        println!(
-            "{}",
-            json_line(&serde_json::json!({
-                "streamId": info.stream_id.as_str(),
-                "category": info.category.as_str(),
-                "version": info.version,
-            }))?
-        );
-    } else {
-        println!(
-            "{} (category {}) at version {}",
-            info.stream_id, info.category, info.version
-        );
-    }
-    let mut from = Some(1);
-    while let Some(start) = from {
-        let read = StreamRead {
-            from: Some(start),
-            direction: Direction::Forward,
-            limit: MAX_READ_LIMIT,
-        };
-        let page = store
-            .read_stream(&stream, read)
-            .await
-            .map_err(|e| e.to_string())?;
-        for event in &page.events {
-            let line = if json {
-                json_line(event)?
-            } else {
-                event_line(event)
-            };
-            println!("{line}");
-        }
-        from = page.next;
-    }
-    Ok(())
-}
-
-async fn tail(
-    store: &EventStore<DynamoEventLog>,
-    filter: GlobalFilter,
-    mut from: u64,
-    follow: bool,
-    json: bool,
-) -> Result<(), String> {
-    // Following, an empty page is a long poll: new events print within a poll interval.
-    let wait = if follow {
-        MAX_READ_WAIT
-    } else {
-        Duration::ZERO
-    };
-    loop {
-        let page = store
-            .read_global_waiting(&filter, Some(from), MAX_READ_LIMIT, wait)
-            .await
-            .map_err(|e| e.to_string())?;
-        for event in &page.events {
-            let line = if json {
-                json_line(event)?
-            } else {
-                event_line(event)
-            };
-            println!("{line}");
-        }
-        from = page.next;
-        if page.events.is_empty() && !follow {
-            return Ok(());
-        }
-    }
 }
 
 /// Streams sequenced per step of the progress bar.
@@ -381,6 +315,13 @@ async fn main() -> ExitCode {
         Command::Rebuild { projection } => rebuild(&projector(), &projection).await,
         Command::Projections { json } => projections(&projector(), json).await,
         Command::Parked { projection, json } => parked(&projector(), &projection, json).await,
+        Command::PublishedParked { publisher, json } => {
+            let store = DynamoPublisherStore::new(
+                components.client().clone(),
+                components.config.projection_tables.checkpoints.clone(),
+            );
+            published_parked(&store, &publisher, json).await
+        }
         Command::Replay {
             projection,
             position,

@@ -3,12 +3,17 @@
 //! entry point (the Lambda functions, the local server, the CLI, the example).
 
 use aws_sdk_dynamodb::Client;
-use eventstore_core::{EventStore, Registry, StoreError, Subscription};
+use eventstore_core::publish::{EventBus, Publisher, PublisherConfig};
+use eventstore_core::{
+    Category, EventStore, EventType, GlobalFilter, Registry, StoreError, Subscription,
+};
 
 use crate::log::DynamoEventLog;
 use crate::projections::{projector, DynamoProjectionStore, ProjectionTables, Projector};
+use crate::publisher::DynamoPublisherStore;
 use crate::schema::create_key_value_table;
 use crate::sequencer::Sequencer;
+use crate::trigger::DynamoPublisher;
 
 /// Table name used when `EVENTS_TABLE` is unset (local development).
 pub const DEFAULT_EVENTS_TABLE: &str = "eventstore-events";
@@ -57,6 +62,56 @@ pub fn endpoint_description() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|_| "AWS DynamoDB (regional endpoint)".to_owned())
+}
+
+/// What the publisher publishes, from the environment the template sets:
+/// `EVENT_BUS_NAME` (the bus; unset, there is no publisher), `PUBLISH_FILTER` (`all`,
+/// `type:<event type>` or `category:<category>`; default `all`), `PUBLISH_SOURCE` (the
+/// entries' `source`, default `eventstore`) and `PUBLISHER_NAME` (its checkpoint's name,
+/// default `eventbridge`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishSettings {
+    pub bus: String,
+    pub config: PublisherConfig,
+}
+
+impl PublishSettings {
+    pub fn from_env() -> Result<Option<Self>, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let set = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(bus) = set("EVENT_BUS_NAME") else {
+            return Ok(None);
+        };
+        let filter = match set("PUBLISH_FILTER").as_deref() {
+            None | Some("all") => GlobalFilter::All,
+            Some(other) => match other.split_once(':') {
+                Some(("type", t)) => GlobalFilter::EventType(
+                    EventType::parse(t, "PUBLISH_FILTER").map_err(|e| e.to_string())?,
+                ),
+                Some(("category", c)) => GlobalFilter::Category(
+                    Category::parse(c, "PUBLISH_FILTER").map_err(|e| e.to_string())?,
+                ),
+                _ => {
+                    return Err(format!(
+                        "PUBLISH_FILTER must be all, type:<event type> or category:<category>, got {other:?}"
+                    ))
+                }
+            },
+        };
+        let source = set("PUBLISH_SOURCE").unwrap_or_else(|| "eventstore".to_owned());
+        let name = set("PUBLISHER_NAME").unwrap_or_else(|| "eventbridge".to_owned());
+        Ok(Some(Self {
+            bus,
+            config: PublisherConfig::new(name, source, filter),
+        }))
+    }
 }
 
 /// Everything an entry point needs, built from one configuration, one client and the app's
@@ -119,6 +174,15 @@ impl Components {
     /// table (the same one `GET /subscriptions/{name}` shows).
     pub fn subscription(&self, name: &str) -> Subscription<DynamoEventLog, DynamoProjectionStore> {
         Subscription::new(self.store(), self.subscriptions(), name)
+    }
+
+    /// The publisher of the global order to `bus`, its checkpoint in the checkpoints table.
+    pub fn publisher<B: EventBus>(&self, bus: B, config: PublisherConfig) -> DynamoPublisher<B> {
+        let checkpoints = DynamoPublisherStore::new(
+            self.log.client.clone(),
+            self.config.projection_tables.checkpoints.clone(),
+        );
+        Publisher::new(self.store(), bus, checkpoints, config)
     }
 
     /// Creates the events, rows and checkpoints tables where they do not exist (local use:

@@ -31,6 +31,8 @@
 //! | rebuild checkpoint | `PROJECTION#<name>#REBUILD` | `CHECKPOINT` |
 //! | parked event | `PARKED#<name>#<generation>` | `<20-digit position>` |
 //! | subscriber checkpoint | `SUBSCRIPTION#<name>` | `CHECKPOINT` |
+//! | publisher checkpoint | `PUBLISHER#<name>` | `CHECKPOINT` |
+//! | publisher's parked event | `PUBLISHER#<name>#PARKED` | `<20-digit position>` |
 //!
 //! Projection rows (`PROJECTIONS_TABLE`): `PK = <name>#<generation>#<key>`, `SK = <item>`
 //! (`-` for a key's single row), the row's JSON in `value` and the position that wrote it
@@ -142,6 +144,16 @@ pub fn parked_sk(position: u64) -> String {
 /// The checkpoint of external subscriber `name`.
 pub fn subscription_pk(name: &str) -> String {
     format!("SUBSCRIPTION#{name}")
+}
+
+/// The checkpoint of publisher `name` (the next position it publishes).
+pub fn publisher_pk(name: &str) -> String {
+    format!("PUBLISHER#{name}")
+}
+
+/// The events publisher `name` parked, by position ([`parked_sk`]).
+pub fn publisher_parked_pk(name: &str) -> String {
+    format!("{}#PARKED", publisher_pk(name))
 }
 
 /// The partition of the rows under `key` in generation `generation` of projection `name`.

@@ -22,22 +22,24 @@ pub mod keys;
 mod log;
 pub mod metrics;
 pub mod projections;
+mod publisher;
 mod schema;
 pub mod sequencer;
 mod snapshots;
 pub mod trigger;
 
 pub use compose::{
-    client_from_env, endpoint_description, Components, Config, DEFAULT_CHECKPOINTS_TABLE,
-    DEFAULT_EVENTS_TABLE, DEFAULT_PROJECTIONS_TABLE,
+    client_from_env, endpoint_description, Components, Config, PublishSettings,
+    DEFAULT_CHECKPOINTS_TABLE, DEFAULT_EVENTS_TABLE, DEFAULT_PROJECTIONS_TABLE,
 };
 pub use log::DynamoEventLog;
 pub use projections::{projector, DynamoProjectionStore, ProjectionTables, Projector};
+pub use publisher::DynamoPublisherStore;
 pub use schema::{
     create_events_table, create_key_value_table, events_table_shape, key_value_table_key,
     IndexShape, TableShape,
 };
 pub use sequencer::{SequenceReport, Sequencer, StreamHint, SweepReport};
-pub use trigger::ProjectorTrigger;
+pub use trigger::{DynamoPublisher, ProjectorTrigger, PublisherTrigger};
 
 pub use aws_sdk_dynamodb::Client;

@@ -135,6 +135,31 @@ pub const PROJECTION_FAILURES: Metric = metric(
     "catch-ups of a projection that failed (retried by the next trigger)",
 );
 
+pub const EVENTS_PUBLISHED: Metric = metric(
+    "EventsPublished",
+    Unit::Count,
+    &["Publisher"],
+    "events the publisher sent to the event bus (at least once: a retried page counts again)",
+);
+pub const PUBLISHER_PARKED: Metric = metric(
+    "PublisherParked",
+    Unit::Count,
+    &["Publisher"],
+    "events the publisher parked because no PutEvents request can carry them (over 256 KB)",
+);
+pub const PUBLISHER_LAG: Metric = metric(
+    "PublisherLag",
+    Unit::Count,
+    &["Publisher"],
+    "positions between the publisher's checkpoint and the head, each minute",
+);
+pub const PUBLISH_FAILURES: Metric = metric(
+    "PublishFailures",
+    Unit::Count,
+    &["Publisher"],
+    "publisher runs that failed (the bus kept refusing entries, or DynamoDB failed); retried",
+);
+
 /// Every metric, in docs/operations.md's order.
 pub const ALL: &[&Metric] = &[
     &EVENTS_APPENDED,
@@ -150,6 +175,10 @@ pub const ALL: &[&Metric] = &[
     &EVENTS_PARKED,
     &PROJECTION_LAG,
     &PROJECTION_FAILURES,
+    &EVENTS_PUBLISHED,
+    &PUBLISHER_PARKED,
+    &PUBLISHER_LAG,
+    &PUBLISH_FAILURES,
 ];
 
 /// Values measured together, emitted as one EMF line.

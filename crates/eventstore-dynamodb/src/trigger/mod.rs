@@ -10,10 +10,12 @@ use eventstore_core::StoreError;
 pub mod filter;
 pub mod local;
 pub mod projector;
+pub mod publisher;
 pub mod sequencer;
 
 pub use local::{run_locally, LocalEventSource, StreamConsumer};
 pub use projector::{ProjectorTrigger, COUNTER_FILTER};
+pub use publisher::{DynamoPublisher, PublisherTrigger};
 pub use sequencer::{Invocation, SweepRequest, EVENT_INSERTS_FILTER, SWEEP_INPUT};
 
 /// The answer of a stream handler that failed: the batch's first record reported as failed,
