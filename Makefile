@@ -31,10 +31,11 @@ infra-check: venv
 
 ## On a local DynamoDB: sequencer throughput and append -> $$all lag, the cost of loading a
 ## 10,000-event aggregate with and without a snapshot, projector throughput and writes per
-## event, long polling's delay and cost, the local server's peak memory on hostile bodies,
+## event, long polling's delay and cost, the EventBridge publisher's throughput and requests
+## per event, the local server's peak memory on hostile bodies,
 ## and the local DynamoDB's memory under transactions (they report figures, assert nothing).
 bench: venv
-	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench --bin long-poll-bench
+	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench --bin long-poll-bench --bin publisher-bench
 	cargo build --bin eventstore-local
 	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py $(TARGET)/debug/eventstore-local
 	$(VENV)/python scripts/moto-memory.py scripts/moto_server.py
@@ -42,6 +43,7 @@ bench: venv
 	scripts/with-dynamodb.sh $(TARGET)/debug/repository-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/projector-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/long-poll-bench
+	scripts/with-dynamodb.sh $(TARGET)/debug/publisher-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.
