@@ -128,6 +128,7 @@ async fn appended_events_reach_a_queue_through_the_bus_once_each_in_global_order
         .unwrap();
     let report = publisher.handle_scheduled().await.unwrap();
     assert_eq!((report.published, report.checkpoint), (0, 14));
+    assert!(report.caught_up, "so the lag it reports is 0");
 
     let received = drain(&queue).await;
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();

@@ -43,6 +43,10 @@ pub struct PublishReport {
     pub requests: u64,
     /// The checkpoint the run left (the next position to publish).
     pub checkpoint: u64,
+    /// It stopped because nothing more was there to publish (rather than at `until`, its
+    /// budget, or another run's move). A filtered publisher's checkpoint stays at its last
+    /// event while others follow, so only this tells that it is not behind.
+    pub caught_up: bool,
 }
 
 /// Publishes the global order (or a filtered part) to an [`EventBus`].
@@ -106,6 +110,7 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 .read_global(&self.config.filter, Some(from), self.config.page)
                 .await?;
             if page.events.is_empty() {
+                report.caught_up = true;
                 return Ok(report);
             }
             let (entries, parked) = self.entries(&page.events)?;

@@ -62,7 +62,8 @@ async fn it_publishes_every_event_in_global_order_in_batches_of_ten_then_stops()
             published: 23,
             parked: 0,
             requests: 3,
-            checkpoint: 24
+            checkpoint: 24,
+            caught_up: true,
         }
     );
     assert_eq!(
@@ -144,8 +145,9 @@ async fn a_filtered_publisher_sends_one_category_and_stops_at_until() {
         &store,
         GlobalFilter::Category(Category::parse("A", "c").unwrap()),
     );
-    p.publish(None, FOREVER).await.unwrap();
+    let report = p.publish(None, FOREVER).await.unwrap();
     assert_eq!(positions(&p.bus().published()), [1, 2, 4]);
+    assert!(report.caught_up);
     let mut config = PublisherConfig::new("bus", "eventstore", GlobalFilter::All);
     config.page = 2;
     let small = configured(&store, config);

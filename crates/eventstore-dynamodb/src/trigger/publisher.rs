@@ -87,12 +87,16 @@ impl<B: EventBus + Clone + 'static> PublisherTrigger for DynamoPublisher<B> {
         let result = self.publish(None, PUBLISH_BUDGET).await;
         emit(&self.config().name, &result);
         let report = result?;
-        let head = self.store().log().last_position().await?;
+        // Caught up, it is not behind, even when a filtered publisher's checkpoint sits at
+        // its last event and other events follow it.
+        let behind = if report.caught_up {
+            0
+        } else {
+            let head = self.store().log().last_position().await?;
+            head.saturating_add(1).saturating_sub(report.checkpoint)
+        };
         let mut lag = Metrics::new().dimension("Publisher", self.config().name.as_str());
-        lag.put(
-            &metrics::PUBLISHER_LAG,
-            head.saturating_add(1).saturating_sub(report.checkpoint) as f64,
-        );
+        lag.put(&metrics::PUBLISHER_LAG, behind as f64);
         lag.emit();
         Ok(report)
     }
