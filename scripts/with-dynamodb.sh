@@ -4,7 +4,7 @@
 # If AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL is set, that DynamoDB is used as it is
 # (DynamoDB Local, say). Otherwise moto server is started from .venv on a free loopback
 # port, and stopped again when the command ends, whether it passed or failed; it also
-# serves EventBridge and SQS, whose endpoints are set to it.
+# serves EventBridge, SQS, Lambda and IAM, whose endpoints are set to it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -41,9 +41,11 @@ done
 
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$port"
 export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$port"
-# moto serves EventBridge and SQS on the same port: the publisher's bus, and the queues the
-# tests read what a bus rule delivered from.
-export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$port"
-export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$port"
-echo "started moto server (DynamoDB, EventBridge, SQS) at $AWS_ENDPOINT_URL_DYNAMODB, log in $log" >&2
+# moto serves the other services on the same port: EventBridge (the publisher's bus), SQS
+# (the queues a bus rule delivers to, failure queues), Lambda and IAM (event source mappings
+# for `eventstore check`'s tests).
+for service in EVENTBRIDGE SQS LAMBDA IAM; do
+  export "AWS_ENDPOINT_URL_$service=http://127.0.0.1:$port"
+done
+echo "started moto server (DynamoDB, EventBridge, SQS, Lambda, IAM) at $AWS_ENDPOINT_URL_DYNAMODB, log in $log" >&2
 "$@"

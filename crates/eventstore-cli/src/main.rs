@@ -7,7 +7,8 @@
 //!
 //! `eventstore replay <projection>` applies parked events late, after a fix.
 //!
-//! `eventstore check` reads the deployed tables and says what is wrong.
+//! `eventstore check` reads the deployed tables (and, given their names, the stream
+//! consumers' event source mappings and failure queues) and says what is wrong.
 //!
 //! `eventstore sweep` runs the sequencer's sweep now; `eventstore stream <id>` shows a stream;
 //! `eventstore tail` prints the global order (or a type's or category's) from a position,
@@ -31,6 +32,7 @@ use eventstore_core::{Category, EventStore, EventType, GlobalFilter};
 use eventstore_dynamodb::{Components, Config, DynamoPublisherStore, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod deployment;
 mod dev_token;
 mod projections;
 mod reads;
@@ -97,6 +99,13 @@ enum Command {
     Check {
         #[arg(long)]
         json: bool,
+        /// A stream consumer (the stack outputs its names): its event source mapping must
+        /// be enabled on the events table's stream. Repeat for each.
+        #[arg(long = "function")]
+        functions: Vec<String>,
+        /// A failure queue's URL (stack outputs): it must be empty. Repeat for each.
+        #[arg(long = "failure-queue")]
+        queues: Vec<String>,
     },
     /// Every projection's checkpoint, generation, lag behind the head and parked count.
     Projections {
@@ -154,10 +163,22 @@ pub(crate) fn json_line(value: &impl serde::Serialize) -> Result<String, String>
     serde_json::to_string(value).map_err(|e| e.to_string())
 }
 
-async fn check(components: &Components, json: bool) -> Result<(), String> {
-    let findings = eventstore_dynamodb::health::check(components)
+async fn check(
+    components: &Components,
+    json: bool,
+    functions: &[String],
+    queues: &[String],
+) -> Result<(), String> {
+    let mut findings = eventstore_dynamodb::health::check(components)
         .await
         .map_err(|e| e.to_string())?;
+    if !functions.is_empty() || !queues.is_empty() {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let stream = eventstore_dynamodb::health::stream_arn(components)
+            .await
+            .map_err(|e| e.to_string())?;
+        findings.extend(deployment::check(&config, stream.as_deref(), functions, queues).await);
+    }
     for f in &findings {
         if json {
             println!("{}", json_line(f)?);
@@ -291,7 +312,11 @@ async fn main() -> ExitCode {
     let log = components.log.clone();
     let projector = || components.projector();
     let result = match cli.command {
-        Command::Check { json } => check(&components, json).await,
+        Command::Check {
+            json,
+            functions,
+            queues,
+        } => check(&components, json, &functions, &queues).await,
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
         Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,
         Command::Stream { id, json } => stream(&EventStore::new(log), &id, json).await,

@@ -442,3 +442,114 @@ fn dev_token_mints_what_the_local_server_accepts_and_refuses_unknown_scopes() {
     ]);
     assert!(!out.status.success(), "a tenant id with a dot");
 }
+
+/// `check --function --failure-queue`: a stream consumer needs an enabled mapping on the
+/// events table's stream, and a failure queue must be empty.
+#[tokio::test]
+async fn check_reads_the_stream_consumers_mappings_and_the_failure_queues() {
+    let t = TestStore::new().await;
+    let _projector = t.projector(vec![]).await;
+    let config = eventstore_tests::sdk_config().await;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = |name: String| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs.create_queue().queue_name(name).send().await.unwrap();
+            out.queue_url().unwrap().to_owned()
+        }
+    };
+    let empty = queue(format!("empty-{run_id}")).await;
+    let full = queue(format!("full-{run_id}")).await;
+    sqs.send_message()
+        .queue_url(&full)
+        .message_body(r#"{"requestContext":{"condition":"RetryAttemptsExhausted"}}"#)
+        .send()
+        .await
+        .unwrap();
+
+    let role = aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name(format!("consumer-{run_id}"))
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .role()
+        .unwrap()
+        .arn()
+        .to_owned();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    // An empty zip archive: the function is never invoked.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.resize(22, 0);
+    let (mapped, orphan) = (format!("sequencer-{run_id}"), format!("orphan-{run_id}"));
+    for name in [&mapped, &orphan] {
+        lambda
+            .create_function()
+            .function_name(name)
+            .role(&role)
+            .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+            .handler("bootstrap")
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let stream_arn = t
+        .client
+        .describe_table()
+        .table_name(&t.table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_owned();
+    // Nothing is written to the table after this: moto would try to invoke the function.
+    lambda
+        .create_event_source_mapping()
+        .function_name(&mapped)
+        .event_source_arn(&stream_arn)
+        .starting_position(aws_sdk_lambda::types::EventSourcePosition::TrimHorizon)
+        .send()
+        .await
+        .unwrap();
+
+    let (ok, stdout, stderr) = cli_on(
+        &t.table,
+        None,
+        &[
+            "check",
+            "--function",
+            &mapped,
+            "--function",
+            &orphan,
+            "--failure-queue",
+            &empty,
+            "--failure-queue",
+            &full,
+        ],
+    );
+    assert!(!ok);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" function ") || l.contains(" failure queue "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("ok   function {mapped}: mapping Enabled on the events stream; last result: none yet"),
+            format!("FAIL function {orphan}: no event source mapping on the events table's stream ({stream_arn}): it receives no records; redeploy the template"),
+            format!("ok   failure queue {empty}: empty"),
+            format!("FAIL failure queue {full}: 1 batches given up: find the cause (docs/runbook.md, Failure queues), then purge it"),
+        ],
+        "{stdout}{stderr}"
+    );
+}

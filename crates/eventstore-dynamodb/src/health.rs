@@ -1,8 +1,7 @@
 //! `eventstore check`: what an operator looks at first when the store misbehaves, read off
 //! the deployed tables. Each finding says what is wrong and what to do. It covers the
 //! DynamoDB side (tables, indexes, the stream the sequencer needs, recovery settings, appends
-//! left unsequenced); the Lambda event source mappings and failure queues are not read here
-//! (they need the Lambda and SQS APIs; `docs/runbook.md` says where to look).
+//! left unsequenced); the CLI adds the Lambda event source mappings and failure queues.
 
 use std::time::Duration;
 
@@ -60,6 +59,13 @@ async fn describe(
         }
         Err(err) => Err(from_sdk("DescribeTable", err)),
     }
+}
+
+/// The events table's current stream, if it has one (for the event source mappings check).
+pub async fn stream_arn(components: &Components) -> Result<Option<String>, StoreError> {
+    Ok(describe(components, &components.config.events_table)
+        .await?
+        .and_then(|t| t.latest_stream_arn().map(str::to_owned)))
 }
 
 /// Checks the deployed tables; the findings, every one ok or not.
