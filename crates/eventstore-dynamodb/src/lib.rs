@@ -27,6 +27,7 @@ mod schema;
 pub mod sequencer;
 mod snapshots;
 pub mod trigger;
+pub mod xray;
 
 pub use compose::{
     client_from_env, endpoint_description, Components, Config, PublishSettings,

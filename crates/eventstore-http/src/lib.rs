@@ -16,6 +16,8 @@ mod telemetry;
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use eventstore_core::{
     EventLog, EventStore, NoProjections, ProjectionEngine, ProjectionStore, SnapshotStore,
     SubscriptionStore, Upcasters,
@@ -142,7 +144,8 @@ where
     pub async fn handle(&self, request: Request, request_id: &str) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
-        let (route, caller, result) = self.dispatch(request).await;
+        let span = tracing::info_span!("api.request", method = %method);
+        let (route, caller, result) = self.dispatch(request).instrument(span).await;
         let response = result.unwrap_or_else(|err| {
             log_error(&err, request_id);
             err.into_response()

@@ -9,7 +9,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    eventstore_dynamodb::xray::init_lambda_tracing();
     let components = Components::from_env(eventstore_app::registry()).await;
     let projector = components.projector();
     let projector = &projector;

@@ -9,7 +9,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    eventstore_dynamodb::xray::init_lambda_tracing();
     // A missing or bad setting stops the function at its start, with the reason in its log.
     let settings = PublishSettings::from_env()?.ok_or("EVENT_BUS_NAME is not set")?;
     let components = Components::from_env(eventstore_app::registry()).await;

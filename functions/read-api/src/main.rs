@@ -8,8 +8,8 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     // JSON or text per the function's LoggingConfig (AWS_LAMBDA_LOG_FORMAT), level from
-    // AWS_LAMBDA_LOG_LEVEL.
-    lambda_http::tracing::init_default_subscriber();
+    // AWS_LAMBDA_LOG_LEVEL; spans to X-Ray as subsegments.
+    eventstore_dynamodb::xray::init_lambda_tracing();
     // Who may do what: AUTH_MODE and friends, which the template sets. A bad setting stops
     // the function at its start, with the reason in the log.
     let auth = AuthConfig::from_env()?;

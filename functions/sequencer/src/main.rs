@@ -10,7 +10,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    eventstore_dynamodb::xray::init_lambda_tracing();
     // The sequencer runs no projections: it needs no app registry.
     let sequencer = Components::from_env(Registry::new()).await.sequencer();
     let sequencer = &sequencer;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::port::{Parked, ProjectionStore, Slot};
 use super::{Checkpoint, Projection};
@@ -247,6 +248,11 @@ impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
         }
         tracker.lag_waits = 0;
         tracker.lagging_since = None;
+        let span = tracing::info_span!(
+            "projection.step",
+            projection = tracker.projection.name(),
+            events = page.events.len()
+        );
         let step = self
             .step(
                 tracker.projection,
@@ -255,6 +261,7 @@ impl<L: EventLog, S: ProjectionStore> ProjectionEngine<L, S> {
                 page.events,
                 &mut tracker.report,
             )
+            .instrument(span)
             .await?;
         match step {
             Step::Done => {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use super::{BusEntry, EntryOutcome, EventBus, ParkedEntry, PublisherStore};
 use crate::{EventLog, EventStore, GlobalFilter, RecordedEvent, StoreError};
 
@@ -114,7 +116,8 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 return Ok(report);
             }
             let (entries, parked) = self.entries(&page.events)?;
-            self.send(&entries, &mut report).await?;
+            let span = tracing::info_span!("publisher.page", from, entries = entries.len());
+            self.send(&entries, &mut report).instrument(span).await?;
             for p in &parked {
                 tracing::error!(
                     publisher = name,

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use eventstore_core::{StoreError, StreamId, Timestamp};
+use tracing::Instrument;
 
 use crate::io::conflict_backoff;
 use crate::log::DynamoEventLog;
@@ -113,7 +114,13 @@ impl Sequencer {
         let mut lost_in_a_row = 0;
         while !pending.is_empty() {
             let chunk = pending.len().min(STREAMS_PER_ROUND);
-            match self.round(&pending[..chunk], &mut behind).await? {
+            // A span per round: an X-Ray subsegment holding the round's DynamoDB calls.
+            let span = tracing::info_span!("sequencer.round", streams = chunk);
+            match self
+                .round(&pending[..chunk], &mut behind)
+                .instrument(span)
+                .await?
+            {
                 Round::Committed {
                     done,
                     events,

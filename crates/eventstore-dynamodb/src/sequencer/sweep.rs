@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use eventstore_core::{StoreError, StreamId, Timestamp};
+use tracing::Instrument;
 
 use super::{Sequencer, StreamHint, SweepReport, SWEEP_BUDGET, SWEEP_PAGE};
 use crate::error::from_sdk;
@@ -138,7 +139,8 @@ impl Sequencer {
     /// [`Sequencer::sweep`] as its triggers run it (the schedule, `make dev`'s timer): with
     /// its metrics emitted.
     pub async fn scheduled_sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
-        let report = match Box::pin(self.sweep(older_than)).await {
+        let span = tracing::info_span!("sequencer.sweep");
+        let report = match Box::pin(self.sweep(older_than).instrument(span)).await {
             Ok(report) => report,
             Err(err) => {
                 // Counted with the stream path's failures: SequencingFailuresAlarm fires if
