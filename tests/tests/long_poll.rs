@@ -69,12 +69,13 @@ async fn a_waiting_reader_gets_the_event_as_soon_as_it_is_sequenced() {
             })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        // An event of another type first: a type reader keeps waiting through it.
-        t.append_sequenced(stream("Other").as_str(), vec![event("Lp.Other", "0")])
-            .await;
-        let s = stream("Lp");
-        t.append_sequenced(s.as_str(), vec![event("Lp.Waited", "1")])
-            .await;
+        // An event of another type first: a type reader keeps waiting through it. Both are
+        // sequenced in one go, so that an `$all` reader sees them on one page.
+        let batch = |t: &str| eventstore_core::AppendBatch::new(vec![event(t, "0")]).unwrap();
+        for (s, ty) in [(stream("Other"), "Lp.Other"), (stream("Lp"), "Lp.Waited")] {
+            t_append(&t, &s, &batch(ty)).await;
+        }
+        t.sequence_all().await;
         let sequenced = Instant::now();
         let (page, answered) = reader.await.unwrap();
         let waited_for: Vec<&str> = page.events.iter().map(|e| e.event_type.as_str()).collect();
@@ -88,6 +89,17 @@ async fn a_waiting_reader_gets_the_event_as_soon_as_it_is_sequenced() {
             answered.duration_since(sequenced)
         );
     }
+}
+
+async fn t_append(
+    t: &TestStore,
+    s: &eventstore_core::StreamId,
+    batch: &eventstore_core::AppendBatch,
+) {
+    t.store
+        .append(s, eventstore_core::ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

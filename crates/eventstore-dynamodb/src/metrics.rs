@@ -145,7 +145,7 @@ pub const PUBLISHER_PARKED: Metric = metric(
     "PublisherParked",
     Unit::Count,
     &["Publisher"],
-    "events the publisher parked because no PutEvents request can carry them (over 256 KB)",
+    "events the publisher parked because EventBridge can never take them (over 256 KB, or refused)",
 );
 pub const PUBLISHER_LAG: Metric = metric(
     "PublisherLag",

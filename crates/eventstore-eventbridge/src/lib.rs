@@ -58,15 +58,21 @@ impl EventBus for EventBridgeBus {
             .await
             .map_err(from_sdk)?;
         // One result per entry, in order: an EventId for those taken, an ErrorCode for
-        // those not.
+        // those not. Throttling and internal failures pass; any other code (InvalidArgument,
+        // MalformedDetail, NotAuthorizedForSourceException, ...) will be the same next time.
         Ok(out
             .entries()
             .iter()
             .map(|r| match r.error_code() {
                 None => EntryOutcome::Published,
-                Some(code) => EntryOutcome::Failed {
-                    code: format!("{code}: {}", r.error_message().unwrap_or_default()),
-                },
+                Some(code) => {
+                    let described = format!("{code}: {}", r.error_message().unwrap_or_default());
+                    if matches!(code, "ThrottlingException" | "InternalFailure") {
+                        EntryOutcome::Failed { code: described }
+                    } else {
+                        EntryOutcome::Refused { code: described }
+                    }
+                }
             })
             .collect())
     }

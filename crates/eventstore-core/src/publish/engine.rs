@@ -92,20 +92,33 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
     /// Publishes page after page from the checkpoint until there is nothing more (or the
     /// checkpoint passes `until`, or `budget` is spent), each page sent in full before the
     /// checkpoint moves past it. An error leaves the checkpoint where the last complete page
-    /// left it: the next run sends the failed page again (at least once).
+    /// left it: the next run sends the failed page again (at least once). The error carries
+    /// what the run did before it, so that nothing it published or parked goes uncounted.
     pub async fn publish(
         &self,
         until: Option<u64>,
         budget: Duration,
-    ) -> Result<PublishReport, StoreError> {
+    ) -> Result<PublishReport, PublishFailed> {
+        let mut report = PublishReport::default();
+        match self.run(until, budget, &mut report).await {
+            Ok(()) => Ok(report),
+            Err(source) => Err(PublishFailed { report, source }),
+        }
+    }
+
+    async fn run(
+        &self,
+        until: Option<u64>,
+        budget: Duration,
+        report: &mut PublishReport,
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
         let name = self.config.name.as_str();
-        let mut report = PublishReport::default();
         loop {
             let from = self.checkpoints.checkpoint(name).await?;
             report.checkpoint = from;
             if until.is_some_and(|u| from > u) || started.elapsed() >= budget {
-                return Ok(report);
+                return Ok(());
             }
             let page = self
                 .store
@@ -113,11 +126,14 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 .await?;
             if page.events.is_empty() {
                 report.caught_up = true;
-                return Ok(report);
+                return Ok(());
             }
-            let (entries, parked) = self.entries(&page.events)?;
+            let (entries, mut parked) = self.entries(&page.events)?;
             let span = tracing::info_span!("publisher.page", from, entries = entries.len());
-            self.send(&entries, &mut report).instrument(span).await?;
+            let refused = self.send(&entries, report).instrument(span).await?;
+            let published = entries.len() - refused.len();
+            parked.extend(refused);
+            parked.sort_by_key(|p| p.position);
             for p in &parked {
                 tracing::error!(
                     publisher = name,
@@ -133,9 +149,9 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 .await?
             {
                 // Another run published this page too and moved on: leave the rest to it.
-                return Ok(report);
+                return Ok(());
             }
-            report.published += entries.len() as u64;
+            report.published += published as u64;
             report.parked += parked.len() as u64;
             report.checkpoint = page.next;
         }
@@ -161,6 +177,7 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 detail: serde_json::to_string(event)
                     .map_err(|e| StoreError::internal("encoding an event for the bus", e))?,
                 resources: vec![format!("{}:stream/{}", self.config.source, event.stream_id)],
+                stream_id: event.stream_id.to_string(),
             };
             if entry.size() > limit {
                 parked.push(ParkedEntry {
@@ -181,13 +198,15 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
     }
 
     /// Sends `entries` in position order, in batches within the bus's limits; of a batch,
-    /// only the entries the bus failed are sent again.
+    /// only the entries the bus failed are sent again. The entries the bus refused for good
+    /// come back, to be parked.
     async fn send(
         &self,
         entries: &[BusEntry],
         report: &mut PublishReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<ParkedEntry>, StoreError> {
         let limits = self.bus.limits();
+        let mut refused = Vec::new();
         let mut rest = entries;
         while !rest.is_empty() {
             let mut count = 0;
@@ -200,18 +219,19 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 count += 1;
             }
             let (batch, after) = rest.split_at(count.max(1));
-            self.send_batch(batch, report).await?;
+            refused.extend(self.send_batch(batch, report).await?);
             rest = after;
         }
-        Ok(())
+        Ok(refused)
     }
 
     async fn send_batch(
         &self,
         batch: &[BusEntry],
         report: &mut PublishReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<ParkedEntry>, StoreError> {
         let mut pending: Vec<BusEntry> = batch.to_vec();
+        let mut refused = Vec::new();
         let mut pause = FIRST_RETRY;
         let mut last_codes = Vec::new();
         for attempt in 1..=self.config.attempts.max(1) {
@@ -219,19 +239,26 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
             match self.bus.put(&pending).await {
                 Ok(outcomes) if outcomes.len() == pending.len() => {
                     last_codes.clear();
-                    pending = pending
-                        .into_iter()
-                        .zip(outcomes)
-                        .filter_map(|(entry, outcome)| match outcome {
-                            EntryOutcome::Published => None,
+                    let mut failed = Vec::new();
+                    for (entry, outcome) in pending.into_iter().zip(outcomes) {
+                        match outcome {
+                            EntryOutcome::Published => {}
                             EntryOutcome::Failed { code } => {
                                 last_codes.push(code);
-                                Some(entry)
+                                failed.push(entry);
                             }
-                        })
-                        .collect();
+                            EntryOutcome::Refused { code } => refused.push(ParkedEntry {
+                                position: entry.position,
+                                event_id: entry.event_id,
+                                stream_id: entry.stream_id,
+                                event_type: entry.detail_type,
+                                reason: format!("the bus refused it: {code}"),
+                            }),
+                        }
+                    }
+                    pending = failed;
                     if pending.is_empty() {
-                        return Ok(());
+                        return Ok(refused);
                     }
                 }
                 Ok(outcomes) => {
@@ -260,4 +287,14 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
             source: None,
         })
     }
+}
+
+/// A publishing run that failed, with what it had done before (published and parked
+/// events are counted even so).
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct PublishFailed {
+    pub report: PublishReport,
+    #[source]
+    pub source: StoreError,
 }

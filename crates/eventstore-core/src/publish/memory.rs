@@ -30,6 +30,7 @@ struct BusState {
 #[derive(Debug)]
 enum Script {
     FailEntries(Vec<usize>),
+    RefuseEntries(Vec<usize>),
     FailRequest,
 }
 
@@ -45,6 +46,13 @@ impl InMemoryBus {
     pub fn fail_entries(&self, indexes: &[usize]) {
         if let Ok(mut s) = self.state.lock() {
             s.script.push_back(Script::FailEntries(indexes.to_vec()));
+        }
+    }
+
+    /// The next request refuses the entries at these indexes for good (malformed, say).
+    pub fn refuse_entries(&self, indexes: &[usize]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.script.push_back(Script::RefuseEntries(indexes.to_vec()));
         }
     }
 
@@ -87,21 +95,26 @@ impl EventBus for InMemoryBus {
             )));
         }
         s.requests.push(entries.len());
-        let failing = match s.script.pop_front() {
+        let (failing, refusing) = match s.script.pop_front() {
             Some(Script::FailRequest) => {
                 return Err(StoreError::Unavailable {
                     message: "ThrottlingException".into(),
                     source: None,
                 })
             }
-            Some(Script::FailEntries(indexes)) => indexes,
-            None => Vec::new(),
+            Some(Script::FailEntries(indexes)) => (indexes, Vec::new()),
+            Some(Script::RefuseEntries(indexes)) => (Vec::new(), indexes),
+            None => (Vec::new(), Vec::new()),
         };
         let mut outcomes = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             if failing.contains(&i) {
                 outcomes.push(EntryOutcome::Failed {
                     code: "ThrottlingException".into(),
+                });
+            } else if refusing.contains(&i) {
+                outcomes.push(EntryOutcome::Refused {
+                    code: "MalformedDetail".into(),
                 });
             } else {
                 s.published.push(entry.clone());

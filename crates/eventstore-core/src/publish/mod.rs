@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-pub use engine::{PublishReport, Publisher, PublisherConfig};
+pub use engine::{PublishFailed, PublishReport, Publisher, PublisherConfig};
 
 /// One event as the bus receives it. EventBridge: `Source`, `DetailType`, `Detail`,
 /// `Resources`.
@@ -34,6 +34,8 @@ pub struct BusEntry {
     pub detail: String,
     /// The stream the event belongs to, as `<source>:stream/<stream id>`.
     pub resources: Vec<String>,
+    /// The stream id itself (not sent; for parking).
+    pub stream_id: String,
 }
 
 impl BusEntry {
@@ -53,6 +55,11 @@ pub enum EntryOutcome {
     Published,
     /// Not published this time (throttled, an internal failure); sent again.
     Failed {
+        code: String,
+    },
+    /// Never to be published (EventBridge's `InvalidArgument`, `MalformedDetail`, an
+    /// unauthorized source, ...): parked, so that the events after it go on.
+    Refused {
         code: String,
     },
 }
@@ -83,8 +90,8 @@ pub trait EventBus: Send + Sync {
     ) -> impl Future<Output = Result<Vec<EntryOutcome>, StoreError>> + Send;
 }
 
-/// An event the bus can never take (over its entry size limit): recorded instead of sent,
-/// and counted.
+/// An event the bus can never take (over its entry size limit, or refused for good):
+/// recorded instead of sent, and counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParkedEntry {

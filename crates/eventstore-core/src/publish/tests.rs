@@ -127,7 +127,11 @@ async fn entries_that_keep_failing_fail_the_run_and_the_checkpoint_stays() {
     p.bus().fail_entries(&[2]);
     p.bus().fail_entries(&[0]);
     let err = p.publish(None, FOREVER).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    assert!(
+        matches!(err.source, StoreError::Unavailable { .. }),
+        "{err}"
+    );
+    assert_eq!((err.report.published, err.report.checkpoint), (0, 1));
     assert_eq!(p.checkpoints().checkpoint("bus").await.unwrap(), 1);
     // The next run sends the whole page again: at least once, never skipped.
     let report = p.publish(None, FOREVER).await.unwrap();
@@ -159,12 +163,91 @@ async fn a_filtered_publisher_sends_one_category_and_stops_at_until() {
 }
 
 #[tokio::test]
-async fn a_run_that_finds_the_checkpoint_moved_stops_without_moving_it_back() {
+async fn entries_the_bus_refuses_for_good_are_parked_and_the_rest_go_on() {
+    let store = EventStore::new(InMemoryLog::new());
+    append(&store, "A-1", &[1; 4]).await;
+    let p = publisher(&store, GlobalFilter::All);
+    p.bus().refuse_entries(&[1]);
+    let report = p.publish(None, FOREVER).await.unwrap();
+    assert_eq!(
+        (report.published, report.parked, report.checkpoint),
+        (3, 1, 5)
+    );
+    assert_eq!(positions(&p.bus().published()), [1, 3, 4]);
+    let parked = p.checkpoints().parked("bus").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (
+            parked[0].position,
+            parked[0].stream_id.as_str(),
+            parked[0].event_type.as_str()
+        ),
+        (2, "A-1", "Happened")
+    );
+    assert_eq!(parked[0].reason, "the bus refused it: MalformedDetail");
+}
+
+#[tokio::test]
+async fn a_failing_page_reports_what_the_pages_before_it_published_and_parked() {
+    let store = EventStore::new(InMemoryLog::new());
+    append(&store, "A-1", &[1; 4]).await;
+    let mut config = PublisherConfig::new("bus", "eventstore", GlobalFilter::All);
+    config.page = 2;
+    config.attempts = 1;
+    let p = configured(&store, config);
+    p.bus().refuse_entries(&[0]);
+    p.bus().fail_request();
+    let failed = p.publish(None, FOREVER).await.unwrap_err();
+    assert_eq!(
+        (
+            failed.report.published,
+            failed.report.parked,
+            failed.report.checkpoint
+        ),
+        (1, 1, 3),
+        "the first page counted, the second not moved past"
+    );
+}
+
+/// A store in which another run moves the checkpoint first, every time.
+#[derive(Clone, Default)]
+struct Raced(super::memory::InMemoryPublisherStore);
+
+impl PublisherStore for Raced {
+    async fn checkpoint(&self, publisher: &str) -> Result<u64, StoreError> {
+        self.0.checkpoint(publisher).await
+    }
+
+    async fn advance(
+        &self,
+        publisher: &str,
+        from: u64,
+        to: u64,
+        parked: &[ParkedEntry],
+    ) -> Result<bool, StoreError> {
+        // The other run got there first, and further.
+        self.0.advance(publisher, from, to + 1, parked).await?;
+        self.0.advance(publisher, from, to, parked).await
+    }
+
+    async fn parked(&self, publisher: &str) -> Result<Vec<ParkedEntry>, StoreError> {
+        self.0.parked(publisher).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_finds_the_checkpoint_moved_stops_and_never_moves_it_back() {
     let store = EventStore::new(InMemoryLog::new());
     append(&store, "A-1", &[1; 3]).await;
-    let p = publisher(&store, GlobalFilter::All);
-    let moved = p.checkpoints().advance("bus", 1, 3, &[]).await.unwrap();
-    assert!(moved);
-    assert!(!p.checkpoints().advance("bus", 1, 2, &[]).await.unwrap());
-    assert_eq!(p.checkpoints().checkpoint("bus").await.unwrap(), 3);
+    let checkpoints = Raced::default();
+    let p = Publisher::new(
+        store.clone(),
+        InMemoryBus::new(EVENTBRIDGE_LIMITS),
+        checkpoints.clone(),
+        PublisherConfig::new("bus", "eventstore", GlobalFilter::All),
+    );
+    let report = p.publish(None, FOREVER).await.unwrap();
+    assert_eq!(report.published, 0, "the page is not counted as this run's");
+    assert!(!report.caught_up);
+    assert_eq!(checkpoints.checkpoint("bus").await.unwrap(), 5);
 }

@@ -98,16 +98,16 @@ pub const MAX_READ_WAIT: Duration = Duration::from_secs(25);
 
 /// How often a waiting read looks for the event it waits for. It bounds both the delay
 /// between an event becoming readable and the waiting reader's answer, and the cost of a
-/// waiting reader: one index Query (limit 1, eventually consistent) per interval.
+/// waiting reader: one index probe (one entry asked for, eventually consistent) per interval.
 pub const READ_WAIT_POLL: Duration = Duration::from_millis(250);
 
 impl<L: EventLog> EventStore<L> {
     /// [`EventStore::read_global`], but when the page starting at `from` would be empty,
     /// holding on until an event at `from` or later is readable or `wait` (at most
-    /// [`MAX_READ_WAIT`]) has passed: long polling. While it waits it probes the index alone,
-    /// one Query of at most one entry every [`READ_WAIT_POLL`], never the counter
-    /// item; once the probe shows an event it reads the page as `read_global` does, so the
-    /// never-skip guarantee is the same.
+    /// [`MAX_READ_WAIT`]) has passed: long polling. While it waits it probes the index alone
+    /// (`read_index` for one entry) every [`READ_WAIT_POLL`], not the counter item; once the
+    /// probe shows an event it reads the page as `read_global` does, so the never-skip
+    /// guarantee is the same.
     pub async fn read_global_waiting(
         &self,
         filter: &GlobalFilter,

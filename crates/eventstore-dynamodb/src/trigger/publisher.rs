@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use eventstore_core::publish::{EventBus, PublishReport, Publisher, PublisherStore};
+use eventstore_core::publish::{EventBus, PublishFailed, PublishReport, Publisher, PublisherStore};
 use eventstore_core::{EventLog, StoreError};
 use serde_json::Value;
 
@@ -47,17 +47,18 @@ pub trait PublisherTrigger {
     fn run_locally(self, every: Duration) -> impl Future<Output = ()> + Send;
 }
 
-fn emit(publisher: &str, result: &Result<PublishReport, StoreError>) {
+/// A run's metrics: what it published and parked, failed or not, and the failure.
+fn emit(publisher: &str, result: &Result<PublishReport, PublishFailed>) {
+    let report = match result {
+        Ok(report) => report,
+        Err(failed) => &failed.report,
+    };
     let mut m = Metrics::new().dimension("Publisher", publisher);
-    match result {
-        Ok(report) => {
-            m.put(&metrics::EVENTS_PUBLISHED, report.published as f64)
-                .put(&metrics::PUBLISHER_PARKED, report.parked as f64);
-        }
-        Err(err) => {
-            tracing::error!(publisher, error = %err, "publishing failed; the next trigger retries from the checkpoint");
-            m.put(&metrics::PUBLISH_FAILURES, 1.0);
-        }
+    m.put(&metrics::EVENTS_PUBLISHED, report.published as f64)
+        .put(&metrics::PUBLISHER_PARKED, report.parked as f64);
+    if let Err(failed) = result {
+        tracing::error!(publisher, error = %failed.source, "publishing failed; the next trigger retries from the checkpoint");
+        m.put(&metrics::PUBLISH_FAILURES, 1.0);
     }
     m.emit();
 }
@@ -79,26 +80,30 @@ impl<B: EventBus + Clone + 'static> PublisherTrigger for DynamoPublisher<B> {
         emit(&self.config().name, &result);
         match result {
             Ok(_) => Ok(DynamoDbEventResponse::default()),
-            Err(err) => retry_batch(&event, err),
+            Err(failed) => retry_batch(&event, failed.source),
         }
     }
 
     async fn handle_scheduled(&self) -> Result<PublishReport, StoreError> {
         let result = self.publish(None, PUBLISH_BUDGET).await;
         emit(&self.config().name, &result);
-        let report = result?;
-        // Caught up, it is not behind, even when a filtered publisher's checkpoint sits at
-        // its last event and other events follow it.
-        let behind = if report.caught_up {
+        // Reported whether or not the run failed, so that a publisher stuck on a failing
+        // page shows (and alarms) as behind. Caught up, it is not behind, even when a
+        // filtered publisher's checkpoint sits at its last event and other events follow.
+        let (caught_up, checkpoint) = match &result {
+            Ok(report) => (report.caught_up, report.checkpoint),
+            Err(failed) => (false, failed.report.checkpoint),
+        };
+        let behind = if caught_up {
             0
         } else {
             let head = self.store().log().last_position().await?;
-            head.saturating_add(1).saturating_sub(report.checkpoint)
+            head.saturating_add(1).saturating_sub(checkpoint)
         };
         let mut lag = Metrics::new().dimension("Publisher", self.config().name.as_str());
         lag.put(&metrics::PUBLISHER_LAG, behind as f64);
         lag.emit();
-        Ok(report)
+        result.map_err(|failed| failed.source)
     }
 
     async fn invoke(&self, payload: Value) -> Result<Value, StoreError> {
