@@ -16,8 +16,9 @@ export PATH="$PWD/$venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
 sam build --template-file infra/template.yaml --config-file "$PWD/samconfig.toml" \
   --build-dir .aws-sam/build
-for fn in AppendApiFunction ReadApiFunction SequencerFunction ProjectorFunction; do
+for fn in AppendApiFunction ReadApiFunction SequencerFunction ProjectorFunction PublisherFunction; do
   dir=".aws-sam/build/$fn"
+  [[ -f "$dir/bootstrap" ]] || continue
   zip="$(mktemp -d)/$fn.zip"
   python3 -c 'import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:

@@ -90,22 +90,50 @@ async fn drain(url: &str) -> Vec<Value> {
     }
 }
 
+type TestPublisher =
+    Publisher<eventstore_dynamodb::DynamoEventLog, EventBridgeBus, DynamoPublisherStore>;
+
+/// A store, a publisher on it with its checkpoint beside the projector's tables, and a new
+/// bus whose rule sends the publisher's entries (its `source`) to `queue`.
+struct Setup {
+    t: TestStore,
+    publisher: TestPublisher,
+    source: String,
+    queue: String,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let t = TestStore::new().await;
+        t.projector(Vec::new()).await;
+        let checkpoints =
+            DynamoPublisherStore::new(t.client.clone(), format!("{}-checkpoints", t.table));
+        let bus = format!("bus-{}", uuid::Uuid::new_v4().simple());
+        let source = format!("eventstore.test.{}", uuid::Uuid::new_v4().simple());
+        let queue = bus_to_queue(&bus, &source).await;
+        let publisher = Publisher::new(
+            t.store.clone(),
+            EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk_config().await), &bus),
+            checkpoints,
+            PublisherConfig::new("eventbridge", &source, GlobalFilter::All),
+        );
+        Self {
+            t,
+            publisher,
+            source,
+            queue,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appended_events_reach_a_queue_through_the_bus_once_each_in_global_order() {
-    let t = TestStore::new().await;
-    // The checkpoints table the projector's tables sit beside.
-    t.projector(Vec::new()).await;
-    let checkpoints =
-        DynamoPublisherStore::new(t.client.clone(), format!("{}-checkpoints", t.table));
-    let bus = format!("bus-{}", uuid::Uuid::new_v4().simple());
-    let source = format!("eventstore.test.{}", uuid::Uuid::new_v4().simple());
-    let queue = bus_to_queue(&bus, &source).await;
-    let publisher = Publisher::new(
-        t.store.clone(),
-        EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk_config().await), &bus),
-        checkpoints,
-        PublisherConfig::new("eventbridge", &source, GlobalFilter::All),
-    );
+    let Setup {
+        t,
+        publisher,
+        source,
+        queue,
+    } = Setup::new().await;
 
     let (a, b) = (stream("Account"), stream("Order"));
     t.append_sequenced(
@@ -172,19 +200,13 @@ async fn appended_events_reach_a_queue_through_the_bus_once_each_in_global_order
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_no_request_can_carry_is_parked_in_the_table_and_the_rest_go_on() {
     use eventstore_core::publish::PublisherStore;
-    let t = TestStore::new().await;
-    t.projector(Vec::new()).await;
-    let checkpoints =
-        DynamoPublisherStore::new(t.client.clone(), format!("{}-checkpoints", t.table));
-    let bus = format!("bus-{}", uuid::Uuid::new_v4().simple());
-    let source = format!("eventstore.test.{}", uuid::Uuid::new_v4().simple());
-    let queue = bus_to_queue(&bus, &source).await;
-    let publisher = Publisher::new(
-        t.store.clone(),
-        EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk_config().await), &bus),
-        checkpoints.clone(),
-        PublisherConfig::new("eventbridge", &source, GlobalFilter::All),
-    );
+    let Setup {
+        t,
+        publisher,
+        queue,
+        ..
+    } = Setup::new().await;
+    let checkpoints = publisher.checkpoints().clone();
     // Within the store's 256 KB event limit, over EventBridge's with the entry's envelope.
     let big = format!("\"{}\"", "x".repeat(262_000));
     let s = stream("Big");

@@ -60,15 +60,21 @@ pub(crate) async fn stream(
             .read_stream(&stream, read)
             .await
             .map_err(|e| e.to_string())?;
-        for event in &page.events {
-            let line = if json {
-                json_line(event)?
-            } else {
-                event_line(event)
-            };
-            println!("{line}");
-        }
+        print_events(&page.events, json)?;
         from = page.next;
+    }
+    Ok(())
+}
+
+/// One line per event: JSON as the API returns it, or [`event_line`].
+fn print_events(events: &[RecordedEvent], json: bool) -> Result<(), String> {
+    for event in events {
+        let line = if json {
+            json_line(event)?
+        } else {
+            event_line(event)
+        };
+        println!("{line}");
     }
     Ok(())
 }
@@ -91,14 +97,7 @@ pub(crate) async fn tail(
             .read_global_waiting(&filter, Some(from), MAX_READ_LIMIT, wait)
             .await
             .map_err(|e| e.to_string())?;
-        for event in &page.events {
-            let line = if json {
-                json_line(event)?
-            } else {
-                event_line(event)
-            };
-            println!("{line}");
-        }
+        print_events(&page.events, json)?;
         from = page.next;
         if page.events.is_empty() && !follow {
             return Ok(());

@@ -75,6 +75,30 @@ pub(crate) async fn get_consistent(
     Ok(out.item)
 }
 
+/// Every item of partition `pk`, in sort-key order, read consistently page after page (the
+/// SDK's paginator: nothing here counts bytes).
+pub(crate) async fn partition_items(
+    client: &Client,
+    table: &str,
+    pk: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = client
+        .query()
+        .table_name(table)
+        .consistent_read(true)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", keys::PK)
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .into_paginator()
+        .items()
+        .send();
+    let mut found = Vec::new();
+    while let Some(item) = items.next().await {
+        found.push(item.map_err(|e| from_sdk("Query", e))?);
+    }
+    Ok(found)
+}
+
 /// Reads `keys` from `table` consistently with BatchGetItem (at most 100 keys), following
 /// unprocessed keys with backoff. Returns the items found, in no particular order.
 pub(crate) async fn batch_get_consistent(

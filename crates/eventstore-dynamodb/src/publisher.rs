@@ -7,7 +7,7 @@ use eventstore_core::publish::{ParkedEntry, PublisherStore};
 use eventstore_core::StoreError;
 
 use crate::error::from_sdk;
-use crate::io::{get_consistent, key, n, number, s, text};
+use crate::io::{get_consistent, key, n, number, partition_items, s, text};
 use crate::keys;
 
 /// [`PublisherStore`] over the checkpoints table.
@@ -98,31 +98,22 @@ impl PublisherStore for DynamoPublisherStore {
     }
 
     async fn parked(&self, publisher: &str) -> Result<Vec<ParkedEntry>, StoreError> {
-        let mut items = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":pk", s(keys::publisher_parked_pk(publisher)))
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = Vec::new();
-        while let Some(item) = items.next().await {
-            let item = item.map_err(|e| from_sdk("Query", e))?;
-            let field = |k: &str| text(&item, k).unwrap_or_default().to_owned();
-            found.push(ParkedEntry {
-                position: text(&item, keys::SK)
-                    .and_then(|sk| sk.parse().ok())
-                    .unwrap_or(0),
-                event_id: field(keys::EVENT_ID).parse().unwrap_or_default(),
-                stream_id: field(keys::STREAM_ID),
-                event_type: field(keys::EVENT_TYPE),
-                reason: field(keys::ERROR),
-            });
-        }
-        Ok(found)
+        let pk = keys::publisher_parked_pk(publisher);
+        let items = partition_items(&self.client, &self.table, &pk).await?;
+        Ok(items
+            .iter()
+            .map(|item| {
+                let field = |k: &str| text(item, k).unwrap_or_default().to_owned();
+                ParkedEntry {
+                    position: text(item, keys::SK)
+                        .and_then(|sk| sk.parse().ok())
+                        .unwrap_or(0),
+                    event_id: field(keys::EVENT_ID).parse().unwrap_or_default(),
+                    stream_id: field(keys::STREAM_ID),
+                    event_type: field(keys::EVENT_TYPE),
+                    reason: field(keys::ERROR),
+                }
+            })
+            .collect())
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::DynamoProjectionStore;
 use crate::error::from_sdk;
-use crate::io::{get_consistent, key, n, number, s, text, Item};
+use crate::io::{get_consistent, key, n, number, partition_items, s, text, Item};
 use crate::keys;
 
 pub(super) async fn parked(
@@ -28,30 +28,20 @@ pub(super) async fn parked(
 }
 
 async fn parked_under(store: &DynamoProjectionStore, pk: &str) -> Result<Vec<Parked>, StoreError> {
-    let mut items = store
-        .client
-        .query()
-        .table_name(&store.tables.checkpoints)
-        .consistent_read(true)
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", keys::PK)
-        .expression_attribute_values(":pk", s(pk))
-        .into_paginator()
-        .items()
-        .send();
-    let mut found = Vec::new();
-    while let Some(item) = items.next().await {
-        let item = item.map_err(|e| from_sdk("Query", e))?;
-        let field = |k: &str| text(&item, k).unwrap_or_default().to_owned();
-        found.push(Parked {
-            position: text(&item, keys::SK)
-                .and_then(|sk| sk.parse().ok())
-                .unwrap_or(0),
-            event_id: field(keys::EVENT_ID),
-            error: field(keys::ERROR),
-        });
-    }
-    Ok(found)
+    let items = partition_items(&store.client, &store.tables.checkpoints, pk).await?;
+    Ok(items
+        .iter()
+        .map(|item| {
+            let field = |k: &str| text(item, k).unwrap_or_default().to_owned();
+            Parked {
+                position: text(item, keys::SK)
+                    .and_then(|sk| sk.parse().ok())
+                    .unwrap_or(0),
+                event_id: field(keys::EVENT_ID),
+                error: field(keys::ERROR),
+            }
+        })
+        .collect())
 }
 
 pub(super) async fn rows(

@@ -18,6 +18,36 @@ pub use projector::{ProjectorTrigger, COUNTER_FILTER};
 pub use publisher::{DynamoPublisher, PublisherTrigger};
 pub use sequencer::{Invocation, SweepRequest, EVENT_INSERTS_FILTER, SWEEP_INPUT};
 
+/// The highest global position a batch of the counter item's records names (`last`), if
+/// any: how far the projector and the publisher have to go.
+pub fn counter_last(event: &Event) -> Option<u64> {
+    event
+        .records
+        .iter()
+        .filter_map(
+            |r| match r.change.new_image.get(crate::keys::COUNTER_LAST) {
+                Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
+                _ => None,
+            },
+        )
+        .max()
+}
+
+/// Runs `tick` every `period`, for as long as the process lives: the local stand-in for a
+/// template's one-minute schedule. A failure is logged and the next tick comes anyway.
+pub async fn every<F, Fut, T>(period: std::time::Duration, what: &str, tick: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(err) = tick().await {
+            tracing::warn!(error = %err, "scheduled {what} failed");
+        }
+    }
+}
+
 /// The answer of a stream handler that failed: the batch's first record reported as failed,
 /// so that the event source retries the whole batch (the handlers are idempotent, so what
 /// did commit is not repeated). A batch with no sequence number fails as a whole instead.

@@ -9,8 +9,7 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use eventstore_core::{Pass, StoreError};
 use serde_json::Value;
 
-use super::{retry_batch, run_locally, LocalEventSource, StreamConsumer};
-use crate::keys;
+use super::{counter_last, every, retry_batch, run_locally, LocalEventSource, StreamConsumer};
 use crate::metrics::{self, Metrics};
 use crate::projections::Projector;
 
@@ -70,14 +69,7 @@ fn emit_pass_metrics(pass: &Pass) {
 
 impl ProjectorTrigger for Projector {
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
-        let up_to = event
-            .records
-            .iter()
-            .filter_map(|r| match r.change.new_image.get(keys::COUNTER_LAST) {
-                Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
-                _ => None,
-            })
-            .max();
+        let up_to = counter_last(&event);
         let Some(up_to) = up_to else {
             return Ok(DynamoDbEventResponse::default());
         };
@@ -136,17 +128,8 @@ impl ProjectorTrigger for Projector {
     }
 
     async fn run_locally(self, catch_up_every: Duration) {
-        let timer = {
-            let projector = self.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(catch_up_every).await;
-                    if let Err(err) = projector.handle_scheduled().await {
-                        tracing::warn!(error = %err, "scheduled catch-up failed");
-                    }
-                }
-            }
-        };
+        let projector = self.clone();
+        let timer = every(catch_up_every, "catch-up", || projector.handle_scheduled());
         tokio::join!(run_locally(self, "projector"), timer);
     }
 }

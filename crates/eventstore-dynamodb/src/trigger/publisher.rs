@@ -10,8 +10,9 @@ use eventstore_core::publish::{EventBus, PublishFailed, PublishReport, Publisher
 use eventstore_core::{EventLog, StoreError};
 use serde_json::Value;
 
-use super::{retry_batch, run_locally, LocalEventSource, StreamConsumer, COUNTER_FILTER};
-use crate::keys;
+use super::{
+    counter_last, retry_batch, run_locally, LocalEventSource, StreamConsumer, COUNTER_FILTER,
+};
 use crate::metrics::{self, Metrics};
 use crate::{DynamoEventLog, DynamoPublisherStore};
 
@@ -43,8 +44,8 @@ pub trait PublisherTrigger {
     fn invoke(&self, payload: Value) -> impl Future<Output = Result<Value, StoreError>> + Send;
 
     /// Runs the publisher locally as the deployed stack does: the counter's records through
-    /// the local event source, and the scheduled catch-up every `every`.
-    fn run_locally(self, every: Duration) -> impl Future<Output = ()> + Send;
+    /// the local event source, and the scheduled catch-up every `period`.
+    fn run_locally(self, period: Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// A run's metrics: what it published and parked, failed or not, and the failure.
@@ -65,14 +66,7 @@ fn emit(publisher: &str, result: &Result<PublishReport, PublishFailed>) {
 
 impl<B: EventBus + Clone + 'static> PublisherTrigger for DynamoPublisher<B> {
     async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
-        let up_to = event
-            .records
-            .iter()
-            .filter_map(|r| match r.change.new_image.get(keys::COUNTER_LAST) {
-                Some(serde_dynamo::AttributeValue::N(v)) => v.parse::<u64>().ok(),
-                _ => None,
-            })
-            .max();
+        let up_to = counter_last(&event);
         let Some(up_to) = up_to else {
             return Ok(DynamoDbEventResponse::default());
         };
@@ -123,18 +117,9 @@ impl<B: EventBus + Clone + 'static> PublisherTrigger for DynamoPublisher<B> {
         ))
     }
 
-    async fn run_locally(self, every: Duration) {
-        let timer = {
-            let publisher = self.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if let Err(err) = publisher.handle_scheduled().await {
-                        tracing::warn!(error = %err, "scheduled publishing failed");
-                    }
-                }
-            }
-        };
+    async fn run_locally(self, period: Duration) {
+        let publisher = self.clone();
+        let timer = super::every(period, "publishing", || publisher.handle_scheduled());
         tokio::join!(run_locally(self, "publisher"), timer);
     }
 }
