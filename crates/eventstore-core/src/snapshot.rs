@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{EventData, StoreError, StreamId, Timestamp};
+use crate::{EventData, RecordedEvent, StoreError, StreamId, Timestamp};
 
 /// Largest snapshot state, in bytes of JSON text: DynamoDB's 400 KB item limit, less room
 /// for the snapshot's other attributes.
@@ -28,6 +28,20 @@ pub enum SnapshotWrite {
     Outdated { stored_version: u64 },
 }
 
+/// A stream's newest snapshot and the events after it, read together where the store can
+/// ([`SnapshotStore::latest`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateTail {
+    /// The newest snapshot, if one was found.
+    pub snapshot: Option<Snapshot>,
+    /// In version order: with a snapshot, the events right after its version; without one,
+    /// the stream's events from version 1. Empty and not `complete`: nothing was read, the
+    /// caller reads forward (from the snapshot's version, or from 1).
+    pub events: Vec<RecordedEvent>,
+    /// Nothing follows the last event (or the snapshot, when `events` is empty).
+    pub complete: bool,
+}
+
 /// Where snapshots live. Implemented by the DynamoDB adapter (same table as the events) and
 /// by the in-memory log.
 pub trait SnapshotStore: Send + Sync {
@@ -42,4 +56,17 @@ pub trait SnapshotStore: Send + Sync {
         stream: &StreamId,
         snapshot: &Snapshot,
     ) -> impl Future<Output = Result<SnapshotWrite, StoreError>> + Send;
+
+    /// The newest snapshot and the events after it in as few reads as the store can (the
+    /// DynamoDB adapter: one backward Query from the stream's end), looking back over at
+    /// most `within` events for it. `None`: the store has no such read, and the caller loads
+    /// the snapshot and reads the events itself.
+    fn latest(
+        &self,
+        stream: &StreamId,
+        within: usize,
+    ) -> impl Future<Output = Result<Option<StateTail>, StoreError>> + Send {
+        let _ = (stream, within);
+        async { Ok(None) }
+    }
 }

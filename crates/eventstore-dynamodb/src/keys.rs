@@ -6,7 +6,8 @@
 //! |-------|---------------------|-------------------------------|
 //! | event | `STREAM#<stream id>` | `VERSION#<20-digit version>` |
 //! | stream head (sequencer) | `STREAM#<stream id>` | `HEAD` |
-//! | snapshot | `STREAM#<stream id>` | `SNAPSHOT` |
+//! | snapshot (the newest: reads and conditional writes) | `STREAM#<stream id>` | `SNAPSHOT` |
+//! | snapshot copy, right after the version it covers (loads) | `STREAM#<stream id>` | `VERSION#<20-digit version>#SNAPSHOT` |
 //! | global counter | `COUNTER#ALL` | `COUNTER` |
 //! | event type counter | `COUNTER#TYPE#<event type>` | `COUNTER` |
 //! | category counter | `COUNTER#CATEGORY#<category>` | `COUNTER` |
@@ -215,6 +216,21 @@ pub fn version_sk(version: u64) -> String {
     format!("{VERSION_PREFIX}{version:020}")
 }
 
+/// The sort key of the copy of a snapshot at `version`: it sorts right after that version's
+/// event and before the next one's, so one backward Query from the stream's end reaches the
+/// newest copy right after the events it does not cover. Version-range reads of events
+/// filter copies out (they hold no `eventId`).
+pub fn snapshot_copy_sk(version: u64) -> String {
+    format!("{}{SNAPSHOT_COPY_SUFFIX}", version_sk(version))
+}
+
+/// The version a snapshot copy's sort key names; `None` for anything else (events included).
+pub fn parse_snapshot_copy_sk(sk: &str) -> Option<u64> {
+    parse_version_sk(sk.strip_suffix(SNAPSHOT_COPY_SUFFIX)?)
+}
+
+const SNAPSHOT_COPY_SUFFIX: &str = "#SNAPSHOT";
+
 pub fn parse_version_sk(sk: &str) -> Option<u64> {
     let digits = sk.strip_prefix(VERSION_PREFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -252,6 +268,11 @@ mod tests {
         // Heads must sort before every version so version range queries never return one.
         assert!(HEAD_SK < version_sk(0).as_str());
         assert!(SNAPSHOT_SK < version_sk(0).as_str());
+        // A snapshot copy sorts right after its version and before the next.
+        assert!(version_sk(7) < snapshot_copy_sk(7) && snapshot_copy_sk(7) < version_sk(8));
+        assert_eq!(parse_snapshot_copy_sk(&snapshot_copy_sk(7)), Some(7));
+        assert_eq!(parse_snapshot_copy_sk(&version_sk(7)), None);
+        assert_eq!(parse_version_sk(&snapshot_copy_sk(7)), None);
     }
 
     #[test]

@@ -1,17 +1,22 @@
-//! Snapshots in the events table: one item per stream, `STREAM#<id>` / `SNAPSHOT`, beside the
-//! stream's events (the sort key keeps it out of every version range). Encoded with
-//! serde_dynamo, as event items are.
+//! Snapshots in the events table, beside the stream's events. The newest is the item
+//! `STREAM#<id>` / `SNAPSHOT` (what `GET /streams/{id}/snapshot` reads, and what a write is
+//! conditioned on: a newer snapshot is never replaced). Each snapshot stored is also copied
+//! to `VERSION#<version>#SNAPSHOT`, right after the version it covers, so that a repository
+//! load reads the newest copy and the events after it in one backward Query
+//! ([`SnapshotStore::latest`]). Event reads filter copies out. Encoded with serde_dynamo, as
+//! event items are.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use eventstore_core::{
-    EventData, Snapshot, SnapshotStore, SnapshotWrite, StoreError, StreamId, Timestamp,
+    EventData, Snapshot, SnapshotStore, SnapshotWrite, StateTail, StoreError, StreamId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::from_sdk;
-use crate::io::{get_consistent, n, number, Item};
+use crate::io::{get_consistent, n, number, s, text, Item};
+use crate::item::decode as decode_event;
 use crate::keys;
 use crate::log::DynamoEventLog;
 
@@ -30,10 +35,10 @@ struct SnapshotItem {
     created_at: String,
 }
 
-fn encode(stream: &StreamId, snapshot: &Snapshot) -> Result<Item, StoreError> {
+fn encode(stream: &StreamId, snapshot: &Snapshot, sk: String) -> Result<Item, StoreError> {
     serde_dynamo::to_item(SnapshotItem {
         pk: keys::stream_pk(stream.as_str()),
-        sk: keys::SNAPSHOT_SK.to_owned(),
+        sk,
         version: snapshot.version,
         schema_version: snapshot.schema_version,
         state: snapshot.state.as_json().to_owned(),
@@ -62,6 +67,62 @@ impl SnapshotStore for DynamoEventLog {
             .transpose()
     }
 
+    /// One backward Query from the stream's end for `within` events and a copy (a `Limit`,
+    /// because DynamoDB reads, and charges for, every item up to it or 1 MB, even past the
+    /// copy): the events newest first down to the newest snapshot copy. If the page holds the
+    /// copy, or the whole stream, that is the load. Otherwise the newest copy is further
+    /// back: the snapshot item (also the one snapshots stored before copies existed) is read,
+    /// and the caller reads the events after it forward.
+    async fn latest(
+        &self,
+        stream: &StreamId,
+        within: usize,
+    ) -> Result<Option<StateTail>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", s(keys::stream_pk(stream.as_str())))
+            .expression_attribute_values(":low", s(keys::version_sk(1)))
+            .expression_attribute_values(":high", s(keys::snapshot_copy_sk(u64::MAX)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| from_sdk("Query", e))?;
+        let mut newest_first = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let sk = text(&item, keys::SK).unwrap_or_default();
+            if keys::parse_snapshot_copy_sk(sk).is_some() {
+                newest_first.reverse();
+                return Ok(Some(StateTail {
+                    snapshot: Some(decode(item)?),
+                    events: newest_first,
+                    complete: true,
+                }));
+            }
+            newest_first.push(decode_event(item)?);
+        }
+        if out.last_evaluated_key.is_none_or(|k| k.is_empty()) {
+            // The whole stream, and no copy in it.
+            newest_first.reverse();
+            return Ok(Some(StateTail {
+                snapshot: None,
+                events: newest_first,
+                complete: true,
+            }));
+        }
+        Ok(Some(StateTail {
+            snapshot: self.load_snapshot(stream).await?,
+            events: Vec::new(),
+            complete: false,
+        }))
+    }
+
     async fn save_snapshot(
         &self,
         stream: &StreamId,
@@ -71,7 +132,11 @@ impl SnapshotStore for DynamoEventLog {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(encode(stream, snapshot)?))
+            .set_item(Some(encode(
+                stream,
+                snapshot,
+                keys::SNAPSHOT_SK.to_owned(),
+            )?))
             // A newer snapshot is never replaced by an older one, whoever writes last.
             .condition_expression("attribute_not_exists(#pk) OR #v <= :v")
             .expression_attribute_names("#pk", keys::PK)
@@ -81,7 +146,20 @@ impl SnapshotStore for DynamoEventLog {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(SnapshotWrite::Stored),
+            Ok(_) => {
+                // The copy for loads. Unconditional: copies are never read but the newest
+                // below the stream's end, and one at this version holds this state. Should
+                // it fail, loads fall back to the item above, one GetItem later.
+                let copy = encode(stream, snapshot, keys::snapshot_copy_sk(snapshot.version))?;
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(copy))
+                    .send()
+                    .await
+                    .map_err(|e| from_sdk("PutItem", e))?;
+                Ok(SnapshotWrite::Stored)
+            }
             Err(SdkError::ServiceError(se))
                 if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {

@@ -5,9 +5,7 @@ use uuid::Uuid;
 
 use super::{encode_event, Aggregate, CommandContext, DomainEvent, Repository, IDEMPOTENCY_WINDOW};
 use crate::snapshot::SnapshotStore;
-use crate::{
-    AppendBatch, AppendOutcome, EventLog, ExpectedVersion, NewEvent, StoreError, StreamId,
-};
+use crate::{AppendBatch, AppendOutcome, EventLog, NewEvent, StoreError, StreamId};
 
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -185,8 +183,12 @@ where
     ) -> Result<AppendOutcome, SaveError> {
         let stream = stream.clone();
         let batch = self.batch(&stream, events, context)?;
-        let expected = ExpectedVersion::Exact(loaded_version);
-        match self.store.append(&stream, expected, &batch).await {
+        // The load read `loaded_version` consistently: no need to check it again.
+        match self
+            .store
+            .append_after_read(&stream, loaded_version, &batch)
+            .await
+        {
             Ok(outcome) => Ok(outcome),
             Err(StoreError::WrongExpectedVersion { current, .. }) => Err(SaveError::Conflict {
                 loaded: loaded_version,

@@ -3,9 +3,8 @@
 use std::marker::PhantomData;
 
 use super::{decode_event, Aggregate, SnapshotMode};
-use crate::limits::MAX_READ_LIMIT;
+use crate::limits::MAX_EVENTS_PER_APPEND;
 use crate::snapshot::SnapshotStore;
-use crate::store::{Direction, StreamRead};
 use crate::upcast::Upcasters;
 use crate::{EventLog, EventStore, RecordedEvent, StoreError, StreamId};
 
@@ -20,6 +19,16 @@ pub struct Loaded<A> {
     /// The version of the snapshot the load started from, if it used one.
     pub snapshot_version: Option<u64>,
 }
+
+/// Events a load asks the store for at a time. The store stops a page at 1 MB as well, so
+/// a load costs about one request per MB of the stream after the snapshot.
+const LOAD_PAGE_EVENTS: usize = 10_000;
+/// Bytes of event payload a load holds at a time.
+const LOAD_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How far back a load looks for a snapshot when the repository writes none itself (one
+/// may have come over HTTP).
+const DEFAULT_SNAPSHOT_LOOKBACK: usize = 100;
 
 /// Most loads and saves one command makes before giving up on a hot aggregate.
 pub const DEFAULT_COMMAND_ATTEMPTS: u32 = 5;
@@ -79,47 +88,99 @@ where
     }
 
     /// The aggregate's current state: the latest snapshot if it is usable, then every event
-    /// after it, upcast, page by page.
+    /// after it, upcast. Where the store reads the snapshot and the events after it together
+    /// ([`SnapshotStore::latest`]: on DynamoDB one backward Query) that is the whole load
+    /// when they fit its first page; otherwise the snapshot (if any) and then the events,
+    /// page by page, as many events a page as the store returns in one request.
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, StoreError> {
         let stream = Self::stream_id(id)?;
-        let mut loaded = match self.usable_snapshot(&stream).await {
-            Some((state, version)) => Loaded {
-                state,
-                version,
-                events_read: 0,
-                snapshot_version: Some(version),
-            },
-            None => Loaded {
-                state: A::default(),
-                version: 0,
-                events_read: 0,
-                snapshot_version: None,
-            },
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: 0,
+            events_read: 0,
+            snapshot_version: None,
         };
-        let mut from = loaded.version + 1;
-        loop {
-            let read = StreamRead {
-                from: Some(from),
-                direction: Direction::Forward,
-                limit: MAX_READ_LIMIT,
-            };
-            let page = match self.store.read_stream(&stream, read).await {
-                Ok(page) => page,
-                Err(StoreError::StreamNotFound(_)) => return Ok(loaded),
-                Err(e) => return Err(e),
-            };
-            for event in page.events {
-                let version = event.version;
-                let domain = self.decode(event)?;
-                loaded.state.apply(&domain);
-                loaded.version = version;
-                loaded.events_read += 1;
+        if self.snapshot_mode != SnapshotMode::Off {
+            // Snapshots are written every `snapshot_every` events, so the newest one is at most
+            // that many events (and one command's batch) from the end; further back, the
+            // store falls back to the snapshot item and a forward read.
+            let within = match self.snapshot_every {
+                0 => DEFAULT_SNAPSHOT_LOOKBACK,
+                every => usize::try_from(every).unwrap_or(usize::MAX),
             }
-            match page.next {
-                Some(next) => from = next,
-                None => return Ok(loaded),
+            .saturating_add(MAX_EVENTS_PER_APPEND);
+            if let Some(tail) = self.store.log().latest(&stream, within).await? {
+                match tail.snapshot.map(|snapshot| self.usable(&stream, snapshot)) {
+                    Some(Some((state, version))) => {
+                        loaded.state = state;
+                        loaded.version = version;
+                        loaded.snapshot_version = Some(version);
+                    }
+                    // An unusable snapshot: the events read are only those after it.
+                    Some(None) => return self.read_forward(&stream, loaded).await,
+                    // No snapshot: the events read are the stream's from version 1.
+                    None => {}
+                }
+                let events = tail.events;
+                self.apply(&mut loaded, events)?;
+                if tail.complete {
+                    return Ok(loaded);
+                }
+                return self.read_forward(&stream, loaded).await;
+            }
+            if let Some((state, version)) = self.usable_snapshot(&stream).await {
+                loaded.state = state;
+                loaded.version = version;
+                loaded.snapshot_version = Some(version);
             }
         }
+        self.read_forward(&stream, loaded).await
+    }
+
+    /// The events after `loaded.version`, folded in, page by page.
+    async fn read_forward(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+    ) -> Result<Loaded<A>, StoreError> {
+        loop {
+            let page = self
+                .store
+                .log()
+                .read_stream(
+                    stream,
+                    loaded.version + 1,
+                    false,
+                    LOAD_PAGE_EVENTS,
+                    LOAD_PAGE_BYTES,
+                )
+                .await?;
+            let more = page.more;
+            self.apply(&mut loaded, page.events)?;
+            if !more {
+                return Ok(loaded);
+            }
+        }
+    }
+
+    fn apply(&self, loaded: &mut Loaded<A>, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        for event in events {
+            if event.version <= loaded.version {
+                continue;
+            }
+            if event.version != loaded.version + 1 {
+                return Err(StoreError::corrupt(format!(
+                    "stream read skipped from version {} to {}",
+                    loaded.version, event.version
+                )));
+            }
+            let version = event.version;
+            let domain = self.decode(event)?;
+            loaded.state.apply(&domain);
+            loaded.version = version;
+            loaded.events_read += 1;
+        }
+        Ok(())
     }
 
     fn decode(&self, event: RecordedEvent) -> Result<A::Event, StoreError> {

@@ -39,6 +39,11 @@ where
                 return None;
             }
         };
+        self.usable(stream, snapshot)
+    }
+
+    /// The snapshot's state, if it is in this aggregate's state schema and decodes.
+    pub(super) fn usable(&self, stream: &StreamId, snapshot: Snapshot) -> Option<(A, u64)> {
         if snapshot.schema_version != A::STATE_SCHEMA_VERSION {
             tracing::info!(%stream, schema = snapshot.schema_version, "snapshot of another state schema ignored");
             return None;

@@ -40,14 +40,18 @@ impl DynamoEventLog {
             .expression_attribute_values(":pk", AttributeValue::S(keys::stream_pk(stream.as_str())))
             .expression_attribute_values(":low", AttributeValue::S(keys::version_sk(low)))
             .expression_attribute_values(":high", AttributeValue::S(keys::version_sk(high)))
+            // Snapshot copies sort between versions (keys::snapshot_copy_sk); events alone
+            // carry an id. `Limit` counts before the filter, so a page may come up short:
+            // every caller follows `last_key`.
+            .filter_expression("attribute_exists(#eid)")
+            .expression_attribute_names("#eid", keys::EVENT_ID)
             .scan_index_forward(!backward)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
         if ids_only {
             query = query
                 .select(Select::SpecificAttributes)
-                .projection_expression("#sk, #id")
-                .expression_attribute_names("#id", keys::EVENT_ID);
+                .projection_expression("#sk, #eid");
         }
         let out = query.send().await.map_err(|e| from_sdk("Query", e))?;
         Ok(QueryPage {
