@@ -255,7 +255,7 @@ impl TestStore {
             .all_items()
             .await
             .iter()
-            .filter(|i| s(i, "SK").starts_with("VERSION#"))
+            .filter(|i| s(i, "SK").starts_with("VERSION#") && i.contains_key("eventId"))
             .map(|i| {
                 let n = |k: &str| i.get(k).map(|v| v.as_n().unwrap().parse::<u64>().unwrap());
                 (

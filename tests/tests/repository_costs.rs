@@ -57,19 +57,95 @@ async fn a_command_on_a_snapshotted_aggregate_is_one_query_and_one_put() {
     repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
     assert_eq!(t.requests.take(), counts(&[("Query", 1), ("PutItem", 3)]));
 
+    // The load ends on the snapshot: nothing read event 3 itself, so the write checks it.
+    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    assert_eq!(
+        t.requests.take(),
+        counts(&[("Query", 1), ("TransactWriteItems", 1)])
+    );
     repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
     assert_eq!(
         t.requests.take(),
         counts(&[("Query", 1), ("PutItem", 1)]),
-        "load (snapshot and the events after it in one Query) and one put, no transaction"
+        "load (snapshot and the event after it in one Query) and one put, no transaction"
     );
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!(t.requests.take(), counts(&[("Query", 1)]));
     assert_eq!(
         (loaded.version, loaded.snapshot_version, loaded.events_read),
-        (4, Some(3), 1)
+        (5, Some(3), 2)
     );
-    assert_eq!(loaded.state.balance, 13);
+    assert_eq!(loaded.state.balance, 14);
+}
+
+#[tokio::test]
+async fn save_checks_a_version_it_did_not_read_and_never_leaves_a_gap() {
+    let t = TestStore::new().await;
+    let repo = accounts(&t);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let open = C::Open {
+        owner: "ada".into(),
+        initial_deposit: 1,
+    };
+    repo.execute(&id, &open, &ctx()).await.unwrap();
+    let deposit = [AccountEvent::MoneyDeposited {
+        amount: 1,
+        reference: None,
+    }];
+    let err = repo.save(&id, 10, &deposit, &ctx()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            eventstore_core::SaveError::Conflict {
+                loaded: 10,
+                current: 1
+            }
+        ),
+        "{err:?}"
+    );
+    let stream = Accounts::stream_id(&id).unwrap();
+    let versions: Vec<String> = t
+        .raw_items(&stream)
+        .await
+        .iter()
+        .filter_map(|i| i.get("version").map(|v| v.as_n().unwrap().to_owned()))
+        .collect();
+    assert_eq!(versions, ["1"], "nothing written at 11");
+}
+
+#[tokio::test]
+async fn a_broken_snapshot_copy_does_not_block_the_aggregate() {
+    let t = TestStore::new().await;
+    let repo = accounts(&t).with_snapshot_every(2);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let open = C::Open {
+        owner: "ada".into(),
+        initial_deposit: 1,
+    };
+    repo.execute(&id, &open, &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    let stream = Accounts::stream_id(&id).unwrap();
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    t.client
+        .put_item()
+        .table_name(&t.table)
+        .item(keys::PK, V::S(keys::stream_pk(stream.as_str())))
+        .item(keys::SK, V::S(keys::snapshot_copy_sk(2)))
+        .item("version", V::S("not a number".into()))
+        .send()
+        .await
+        .unwrap();
+    let loaded = repo.load(&id).await.unwrap();
+    assert_eq!(
+        (
+            loaded.version,
+            loaded.snapshot_version,
+            loaded.events_read,
+            loaded.state.balance
+        ),
+        (2, None, 2, 2)
+    );
+    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
 }
 
 #[tokio::test]

@@ -98,11 +98,24 @@ impl SnapshotStore for DynamoEventLog {
         for item in out.items.unwrap_or_default() {
             let sk = text(&item, keys::SK).unwrap_or_default();
             if keys::parse_snapshot_copy_sk(sk).is_some() {
-                newest_first.reverse();
-                return Ok(Some(StateTail {
-                    snapshot: Some(decode(item)?),
-                    events: newest_first,
-                    complete: true,
+                return Ok(Some(match decode(item) {
+                    Ok(snapshot) => {
+                        newest_first.reverse();
+                        StateTail {
+                            snapshot: Some(snapshot),
+                            events: newest_first,
+                            complete: true,
+                        }
+                    }
+                    // A broken copy must not block the aggregate: load from the events.
+                    Err(err) => {
+                        tracing::warn!(%stream, error = %err, "snapshot copy unreadable; loading from the events");
+                        StateTail {
+                            snapshot: None,
+                            events: Vec::new(),
+                            complete: false,
+                        }
+                    }
                 }));
             }
             newest_first.push(decode_event(item)?);
@@ -116,8 +129,12 @@ impl SnapshotStore for DynamoEventLog {
                 complete: true,
             }));
         }
+        let snapshot = self.load_snapshot(stream).await.unwrap_or_else(|err| {
+            tracing::warn!(%stream, error = %err, "snapshot unreadable; loading from the events");
+            None
+        });
         Ok(Some(StateTail {
-            snapshot: self.load_snapshot(stream).await?,
+            snapshot,
             events: Vec::new(),
             complete: false,
         }))

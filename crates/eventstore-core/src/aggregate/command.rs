@@ -5,7 +5,9 @@ use uuid::Uuid;
 
 use super::{encode_event, Aggregate, CommandContext, DomainEvent, Repository, IDEMPOTENCY_WINDOW};
 use crate::snapshot::SnapshotStore;
-use crate::{AppendBatch, AppendOutcome, EventLog, NewEvent, StoreError, StreamId};
+use crate::{
+    AppendBatch, AppendOutcome, EventLog, ExpectedVersion, NewEvent, StoreError, StreamId,
+};
 
 /// Why a command did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +83,11 @@ where
                     retries: attempt,
                 });
             }
+            // The load read event `loaded.version` itself, unless it ended on a snapshot:
+            // then only the snapshot vouches for it, and the write checks it.
+            let read = loaded.version == 0 || loaded.events_read > 0;
             match self
-                .append_decided(&stream, loaded.version, &events, context)
+                .append_decided(&stream, loaded.version, &events, context, read)
                 .await
             {
                 Ok(outcome) => {
@@ -168,27 +173,34 @@ where
                 created: false,
             });
         }
-        self.append_decided(&stream, loaded_version, events, context)
+        // The caller's version may never have been read: the write checks that it exists.
+        self.append_decided(&stream, loaded_version, events, context, false)
             .await
     }
 
     /// The append of `save`, for a decision made on a load that was already checked for an
-    /// earlier attempt.
+    /// earlier attempt. `read` says that this very load read the event at
+    /// `loaded_version` (or found the stream empty), so the write need not check it exists.
     async fn append_decided(
         &self,
         stream: &StreamId,
         loaded_version: u64,
         events: &[A::Event],
         context: &CommandContext,
+        read: bool,
     ) -> Result<AppendOutcome, SaveError> {
         let stream = stream.clone();
         let batch = self.batch(&stream, events, context)?;
-        // The load read `loaded_version` consistently: no need to check it again.
-        match self
-            .store
-            .append_after_read(&stream, loaded_version, &batch)
-            .await
-        {
+        let appended = if read {
+            self.store
+                .append_after_read(&stream, loaded_version, &batch)
+                .await
+        } else {
+            self.store
+                .append(&stream, ExpectedVersion::Exact(loaded_version), &batch)
+                .await
+        };
+        match appended {
             Ok(outcome) => Ok(outcome),
             Err(StoreError::WrongExpectedVersion { current, .. }) => Err(SaveError::Conflict {
                 loaded: loaded_version,

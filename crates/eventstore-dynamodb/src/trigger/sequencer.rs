@@ -12,9 +12,10 @@ use crate::keys;
 use crate::metrics::{self, Metrics};
 use crate::sequencer::{Sequencer, StreamHint};
 
-/// The Lambda event filter the sequencer's event source applies: inserts of event items
-/// only. `infra/template.yaml` declares the same pattern (a test keeps them equal), and the
-/// local event source applies it too.
+/// The Lambda event filter the sequencer's event source applies: inserts under `VERSION#`
+/// keys, that is event items and, rarely, snapshot copies (once per snapshot; their records
+/// name no version, and `hint_of` drops them). `infra/template.yaml` declares the same
+/// pattern (a test keeps them equal), and the local event source applies it too.
 pub const EVENT_INSERTS_FILTER: &str =
     r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"SK":{"S":[{"prefix":"VERSION#"}]}}}}"#;
 
