@@ -7,7 +7,7 @@ export AWS_REGION ?= us-east-1
 VENV := .venv/bin
 TARGET := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: dev test lint unit spec infra-check bench repair build deploy clean venv
+.PHONY: dev test lint unit spec infra-check bench bench-compare repair build deploy clean venv
 
 ## Serve the HTTP API on 127.0.0.1:$${PORT:-3000} against a local DynamoDB, until Ctrl-C.
 dev:
@@ -44,6 +44,13 @@ bench: venv
 	scripts/with-dynamodb.sh $(TARGET)/debug/projector-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/long-poll-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/publisher-bench
+
+## The repository path side by side with dynamo-es and cqrs-es 0.5 (from crates.io) on one
+## local DynamoDB, requests counted on the wire. Its own workspace (bench/compare), so that
+## neither `make test` nor the default build compiles those crates.
+bench-compare: venv
+	cargo build --manifest-path bench/compare/Cargo.toml --target-dir $(TARGET)
+	scripts/with-dynamodb.sh $(TARGET)/debug/compare-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.
