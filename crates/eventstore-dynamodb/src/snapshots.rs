@@ -15,7 +15,7 @@ use eventstore_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::from_sdk;
-use crate::io::{get_consistent, n, number, s, text, Item};
+use crate::io::{get_consistent, n, number, text, Item};
 use crate::item::decode as decode_event;
 use crate::keys;
 use crate::log::DynamoEventLog;
@@ -79,17 +79,12 @@ impl SnapshotStore for DynamoEventLog {
         within: usize,
     ) -> Result<Option<StateTail>, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", s(keys::stream_pk(stream.as_str())))
-            .expression_attribute_values(":low", s(keys::version_sk(1)))
-            .expression_attribute_values(":high", s(keys::snapshot_copy_sk(u64::MAX)))
-            .scan_index_forward(false)
+            .stream_query(
+                stream,
+                keys::version_sk(1),
+                keys::snapshot_copy_sk(u64::MAX),
+                true,
+            )
             .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX))
             .send()
             .await

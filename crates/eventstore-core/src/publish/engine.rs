@@ -114,8 +114,10 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let name = self.config.name.as_str();
+        // Read once: after that, this run's own `advance` is what moves it (conditioned on
+        // it, so a run that another moved past stops there).
+        let mut from = self.checkpoints.checkpoint(name).await?;
         loop {
-            let from = self.checkpoints.checkpoint(name).await?;
             report.checkpoint = from;
             if until.is_some_and(|u| from > u) || started.elapsed() >= budget {
                 return Ok(());
@@ -154,6 +156,7 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
             report.published += published as u64;
             report.parked += parked.len() as u64;
             report.checkpoint = page.next;
+            from = page.next;
         }
     }
 

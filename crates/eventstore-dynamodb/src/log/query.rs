@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use eventstore_core::{GlobalFilter, StoreError, StreamId};
 use uuid::Uuid;
@@ -19,6 +20,28 @@ pub(crate) struct QueryPage {
 }
 
 impl DynamoEventLog {
+    /// A consistent Query of a stream's partition between sort keys `low` and `high`: the
+    /// event reads below and the snapshot load (`snapshots.rs`) add their own limits.
+    pub(crate) fn stream_query(
+        &self,
+        stream: &StreamId,
+        low: String,
+        high: String,
+        backward: bool,
+    ) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::stream_pk(stream.as_str())))
+            .expression_attribute_values(":low", AttributeValue::S(low))
+            .expression_attribute_values(":high", AttributeValue::S(high))
+            .scan_index_forward(!backward)
+    }
+
     /// One page of a consistent Query over a stream's versions `low..=high`.
     pub(crate) async fn query_versions(
         &self,
@@ -30,22 +53,17 @@ impl DynamoEventLog {
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<QueryPage, StoreError> {
         let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::stream_pk(stream.as_str())))
-            .expression_attribute_values(":low", AttributeValue::S(keys::version_sk(low)))
-            .expression_attribute_values(":high", AttributeValue::S(keys::version_sk(high)))
+            .stream_query(
+                stream,
+                keys::version_sk(low),
+                keys::version_sk(high),
+                backward,
+            )
             // Snapshot copies sort between versions (keys::snapshot_copy_sk); events alone
             // carry an id. `Limit` counts before the filter, so a page may come up short:
             // every caller follows `last_key`.
             .filter_expression("attribute_exists(#eid)")
             .expression_attribute_names("#eid", keys::EVENT_ID)
-            .scan_index_forward(!backward)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
         if ids_only {

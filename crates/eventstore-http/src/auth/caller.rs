@@ -1,8 +1,6 @@
 //! Who is calling, resolved from API Gateway's request context, and what they may do.
 
-use std::collections::BTreeSet;
-
-use eventstore_core::{AppendBatch, StoreError, StreamId};
+use eventstore_core::{AppendBatch, StoreError};
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizerIamDescription, ApiGatewayRequestAuthorizerJwtDescription,
 };
@@ -16,7 +14,7 @@ use crate::{ApiError, Route};
 /// tenancy is off, or for an administrator, who reaches every tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    permissions: BTreeSet<Permission>,
+    permissions: Permissions,
     tenant: Option<Tenant>,
     /// For the request log: the token's `sub`, or the IAM principal.
     subject: Option<String>,
@@ -70,12 +68,12 @@ impl Caller {
         config: &AuthConfig,
         jwt: &ApiGatewayRequestAuthorizerJwtDescription,
     ) -> Result<Caller, ApiError> {
-        let permissions: BTreeSet<Permission> = token_scopes(jwt)
+        let permissions: Permissions = token_scopes(jwt)
             .iter()
             .filter_map(|scope| scope.strip_prefix(config.scope_prefix.as_str()))
             .filter_map(Permission::from_scope_name)
             .collect();
-        let admin = permissions.contains(&Permission::Admin);
+        let admin = permissions.contains(Permission::Admin);
         let tenant = match &config.tenant_claim {
             // An administrator reaches every tenant, whatever its token says.
             Some(_) if admin => None,
@@ -137,7 +135,7 @@ impl Caller {
     }
 
     pub fn has(&self, permission: Permission) -> bool {
-        self.permissions.contains(&Permission::Admin) || self.permissions.contains(&permission)
+        self.permissions.contains(Permission::Admin) || self.permissions.contains(permission)
     }
 
     fn require(&self, permission: Permission) -> Result<(), ApiError> {
@@ -158,54 +156,41 @@ impl Caller {
     /// tenant reading another tenant's stream, snapshot, row or subscription gets exactly
     /// the answer a missing one gets, so that it learns nothing about it.
     pub fn authorize(&self, route: &Route) -> Result<(), ApiError> {
+        use Foreign::{Forbidden, LooksMissing};
         let (permission, reach) = match route {
-            Route::ReadStream(s) | Route::StreamInfo(s) => (
+            Route::ReadStream(s) | Route::StreamInfo(s) | Route::GetSnapshot(s) => (
                 Permission::ReadEvents,
-                Reach::Owned(s.as_str(), stream_not_found(s)),
+                Reach::Owned(s.as_str(), LooksMissing),
             ),
-            Route::GetSnapshot(s) => (
-                Permission::ReadEvents,
-                Reach::Owned(s.as_str(), ApiError::NoSnapshot(s.to_string())),
-            ),
-            Route::Append(s) => (Permission::Append, Reach::Owned(s.as_str(), self.foreign())),
+            Route::Append(s) => (Permission::Append, Reach::Owned(s.as_str(), Forbidden)),
             Route::PutSnapshot(s) => (
                 Permission::WriteSnapshots,
-                Reach::Owned(s.as_str(), self.foreign()),
+                Reach::Owned(s.as_str(), Forbidden),
             ),
             Route::ReadAll => (Permission::ReadEvents, Reach::EveryTenant),
-            Route::ReadType(t) => (
-                Permission::ReadEvents,
-                Reach::Owned(t.as_str(), self.foreign()),
-            ),
-            Route::ReadCategory(c) => (
-                Permission::ReadEvents,
-                Reach::Owned(c.as_str(), self.foreign()),
-            ),
+            Route::ReadType(t) => (Permission::ReadEvents, Reach::Owned(t.as_str(), Forbidden)),
+            Route::ReadCategory(c) => (Permission::ReadEvents, Reach::Owned(c.as_str(), Forbidden)),
             // Store-wide figures (head, lag, parked) would show a tenant the others' volume.
             Route::ProjectionStatus(_) => (Permission::ReadProjections, Reach::EveryTenant),
-            Route::ProjectionRow(name, key) => (
-                Permission::ReadProjections,
-                Reach::Owned(
-                    key,
-                    ApiError::NotFound(format!("projection {name} has no row {key}")),
-                ),
-            ),
-            Route::GetSubscription(name) => (
-                Permission::Subscriptions,
-                Reach::Owned(name, ApiError::NotFound(format!("no subscription {name}"))),
-            ),
-            Route::PutSubscription(name) => (
-                Permission::Subscriptions,
-                Reach::Owned(name, self.foreign()),
-            ),
+            Route::ProjectionRow(_, key) => {
+                (Permission::ReadProjections, Reach::Owned(key, LooksMissing))
+            }
+            Route::GetSubscription(name) => {
+                (Permission::Subscriptions, Reach::Owned(name, LooksMissing))
+            }
+            Route::PutSubscription(name) => {
+                (Permission::Subscriptions, Reach::Owned(name, Forbidden))
+            }
         };
         self.require(permission)?;
         let Some(tenant) = &self.tenant else {
             return Ok(());
         };
+        // The refusals are built only when there is one: this runs on every request.
         match reach {
             Reach::Owned(name, _) if tenant.owns(name) => Ok(()),
-            Reach::Owned(_, refusal) => Err(refusal),
+            Reach::Owned(_, Forbidden) => Err(self.foreign()),
+            Reach::Owned(_, LooksMissing) => Err(missing(route).unwrap_or_else(|| self.foreign())),
             Reach::EveryTenant => self.require(Permission::Admin),
         }
     }
@@ -247,16 +232,56 @@ impl Caller {
     }
 }
 
+/// A set of permissions, a bit each: resolving a caller allocates nothing for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Permissions(u8);
+
+impl Permissions {
+    fn contains(self, permission: Permission) -> bool {
+        self.0 & (1 << permission as u8) != 0
+    }
+}
+
+impl FromIterator<Permission> for Permissions {
+    fn from_iter<I: IntoIterator<Item = Permission>>(permissions: I) -> Self {
+        Self(
+            permissions
+                .into_iter()
+                .fold(0, |bits, p| bits | (1 << p as u8)),
+        )
+    }
+}
+
 /// What a route reaches, for the tenant check.
 enum Reach<'a> {
     /// Every tenant's events or figures at once (`$all`, a projection's status).
     EveryTenant,
-    /// A name that belongs to one tenant, and the answer a foreign one gets.
-    Owned(&'a str, ApiError),
+    /// A name that belongs to one tenant, and how a foreign one is refused.
+    Owned(&'a str, Foreign),
 }
 
-fn stream_not_found(stream: &StreamId) -> ApiError {
-    ApiError::Store(StoreError::StreamNotFound(stream.to_string()))
+/// How a request for another tenant's name is refused.
+enum Foreign {
+    /// 403: the refusal depends on the name alone and reveals nothing.
+    Forbidden,
+    /// The answer a missing one gets, so that its existence does not leak.
+    LooksMissing,
+}
+
+/// What the route answers when the stream, snapshot, row or subscription it names is
+/// missing.
+fn missing(route: &Route) -> Option<ApiError> {
+    Some(match route {
+        Route::ReadStream(s) | Route::StreamInfo(s) => {
+            ApiError::Store(StoreError::StreamNotFound(s.to_string()))
+        }
+        Route::GetSnapshot(s) => ApiError::NoSnapshot(s.to_string()),
+        Route::ProjectionRow(name, key) => {
+            ApiError::NotFound(format!("projection {name} has no row {key}"))
+        }
+        Route::GetSubscription(name) => ApiError::NotFound(format!("no subscription {name}")),
+        _ => return None,
+    })
 }
 
 /// The token's scopes: API Gateway's list when it gives one, else the `scope` claim (space
