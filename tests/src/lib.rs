@@ -24,6 +24,7 @@ pub type Item = HashMap<String, AttributeValue>;
 mod faults;
 pub use faults::{
     CancelTransactions, DynamoDbLimits, LaggingIndex, LoseWriteAnswers, RequestCounter,
+    ThrottleQueries,
 };
 
 /// A batch of the counter item's stream records, as Lambda delivers them to the projector:

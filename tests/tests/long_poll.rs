@@ -121,3 +121,23 @@ async fn wait_is_0_to_25_seconds_on_the_global_type_and_category_reads() {
     assert_eq!(a.status, 200);
     assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
 }
+
+/// A waiting read whose probes DynamoDB throttles ends in the API's answer for it: 503 with
+/// `Retry-After`, not a 500 and not a hang past the wait.
+#[tokio::test]
+async fn a_throttled_wait_answers_503_with_retry_after() {
+    let throttle = eventstore_tests::ThrottleQueries::default();
+    let t = TestStore::with_fault(throttle.clone()).await;
+    let api = app(&t, Mount::All);
+    throttle.start();
+    let started = Instant::now();
+    let a = call(&api, request("GET", "/all/events?wait=2", None)).await;
+    assert_eq!(a.status, 503, "{}", a.text);
+    assert_eq!(a.json["error"]["code"], "Unavailable");
+    assert_eq!(a.headers["retry-after"], "1");
+    assert!(throttle.throttled() > 0);
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+    throttle.stop();
+    let a = call(&api, request("GET", "/all/events?wait=0", None)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}

@@ -62,3 +62,40 @@ async fn a_subscription_reads_history_then_follows_and_its_checkpoint_is_the_api
         serde_json::json!({"name": "printer", "position": 3})
     );
 }
+
+/// A subscription whose reads DynamoDB throttles waits it out and goes on where it was: no
+/// error reaches the app, nothing is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_rides_out_throttled_reads() {
+    let throttle = eventstore_tests::ThrottleQueries::default();
+    let t = TestStore::with_fault(throttle.clone()).await;
+    let projector = t.projector(Vec::new()).await;
+    t.append_sequenced(stream("Account").as_str(), vec![event("Opened", "{}")])
+        .await;
+    let mut events = Subscription::new(t.store.clone(), projector.store().clone(), "rider")
+        .filter(GlobalFilter::Category(
+            Category::parse("Account", "c").unwrap(),
+        ))
+        .stream();
+    assert_eq!(
+        events.next().await.unwrap().unwrap().event_type.as_str(),
+        "Opened"
+    );
+    // Caught up and waiting: its reads are throttled while a new event arrives (the
+    // append is a put and the sequencer has a client of its own, so neither is).
+    throttle.start();
+    t.append_sequenced(stream("Account").as_str(), vec![event("Deposited", "{}")])
+        .await;
+    let stopper = throttle.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        stopper.stop();
+    });
+    let second = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("it goes on once DynamoDB recovers")
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.event_type.as_str(), "Deposited");
+    assert!(throttle.throttled() > 0, "the reads were throttled");
+}

@@ -1,6 +1,7 @@
 //! SDK interceptors that give the local DynamoDB behaviour it lacks, modelled on AWS's
 //! documented answers: lost write answers and throttled transactions (`answers`),
-//! transaction and item limits (`limits`), a lagging index (`index`); and a request counter.
+//! transaction and item limits (`limits`), a lagging index (`index`), throttled reads
+//! (`throttle`); and a request counter.
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +16,12 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 mod answers;
 mod index;
 mod limits;
+mod throttle;
 
 pub use answers::{CancelTransactions, LoseWriteAnswers};
 pub use index::LaggingIndex;
 pub use limits::DynamoDbLimits;
+pub use throttle::ThrottleQueries;
 /// Marks an attempt whose request was not sent: the answer to give instead.
 #[derive(Debug, Clone)]
 struct Replaced(u16, String);
