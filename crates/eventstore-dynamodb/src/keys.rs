@@ -6,8 +6,8 @@
 //! |-------|---------------------|-------------------------------|
 //! | event | `STREAM#<stream id>` | `VERSION#<20-digit version>` |
 //! | stream head (sequencer) | `STREAM#<stream id>` | `HEAD` |
-//! | snapshot (the newest: reads and conditional writes) | `STREAM#<stream id>` | `SNAPSHOT` |
-//! | snapshot copy, right after the version it covers (loads) | `STREAM#<stream id>` | `VERSION#<20-digit version>#SNAPSHOT` |
+//! | snapshot (the newest), after every event | `STREAM#<stream id>` | `VERSION~SNAPSHOT` |
+//! | snapshot as earlier versions stored it (read only) | `STREAM#<stream id>` | `SNAPSHOT` |
 //! | global counter | `COUNTER#ALL` | `COUNTER` |
 //! | event type counter | `COUNTER#TYPE#<event type>` | `COUNTER` |
 //! | category counter | `COUNTER#CATEGORY#<category>` | `COUNTER` |
@@ -80,8 +80,14 @@ pub const CATEGORY_ORDER_INDEX: &str = "CategoryOrder";
 /// range queries never meet it.
 pub const HEAD_SK: &str = "HEAD";
 pub const COUNTER_SK: &str = "COUNTER";
-/// The sort key of a stream's snapshot; like `HEAD`, it sorts before every `VERSION#` key.
-pub const SNAPSHOT_SK: &str = "SNAPSHOT";
+/// The sort key of a stream's snapshot. `~` sorts after `#`, so it sorts after every
+/// `VERSION#` key: a backward Query from the end of the partition reads the snapshot first
+/// and then the events after it. Version ranges never meet it, and it is outside the
+/// `VERSION#` prefix the stream triggers' filters match.
+pub const SNAPSHOT_SK: &str = "VERSION~SNAPSHOT";
+/// Where versions before [`SNAPSHOT_SK`] kept a stream's snapshot (sorting before every
+/// event). Read where no snapshot is at the new key; never written.
+pub const LEGACY_SNAPSHOT_SK: &str = "SNAPSHOT";
 pub const SCHEMA_VERSION: &str = "schemaVersion";
 pub const SNAPSHOT_STATE: &str = "state";
 /// Partition key of the counter of global positions.
@@ -216,21 +222,6 @@ pub fn version_sk(version: u64) -> String {
     format!("{VERSION_PREFIX}{version:020}")
 }
 
-/// The sort key of the copy of a snapshot at `version`: it sorts right after that version's
-/// event and before the next one's, so one backward Query from the stream's end reaches the
-/// newest copy right after the events it does not cover. Version-range reads of events
-/// filter copies out (they hold no `eventId`).
-pub fn snapshot_copy_sk(version: u64) -> String {
-    format!("{}{SNAPSHOT_COPY_SUFFIX}", version_sk(version))
-}
-
-/// The version a snapshot copy's sort key names; `None` for anything else (events included).
-pub fn parse_snapshot_copy_sk(sk: &str) -> Option<u64> {
-    parse_version_sk(sk.strip_suffix(SNAPSHOT_COPY_SUFFIX)?)
-}
-
-const SNAPSHOT_COPY_SUFFIX: &str = "#SNAPSHOT";
-
 pub fn parse_version_sk(sk: &str) -> Option<u64> {
     let digits = sk.strip_prefix(VERSION_PREFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -267,12 +258,12 @@ mod tests {
         assert_eq!(category_counter_pk("Account"), "COUNTER#CATEGORY#Account");
         // Heads must sort before every version so version range queries never return one.
         assert!(HEAD_SK < version_sk(0).as_str());
-        assert!(SNAPSHOT_SK < version_sk(0).as_str());
-        // A snapshot copy sorts right after its version and before the next.
-        assert!(version_sk(7) < snapshot_copy_sk(7) && snapshot_copy_sk(7) < version_sk(8));
-        assert_eq!(parse_snapshot_copy_sk(&snapshot_copy_sk(7)), Some(7));
-        assert_eq!(parse_snapshot_copy_sk(&version_sk(7)), None);
-        assert_eq!(parse_version_sk(&snapshot_copy_sk(7)), None);
+        // The snapshot sorts after every version, outside the events' prefix.
+        assert!(version_sk(u64::MAX).as_str() < SNAPSHOT_SK);
+        assert!(!SNAPSHOT_SK.starts_with(event_sk_prefix()));
+        assert!(LEGACY_SNAPSHOT_SK < version_sk(1).as_str());
+        assert_eq!(parse_version_sk(SNAPSHOT_SK), None);
+        assert_eq!(parse_version_sk("VERSION#00000000000000000007#SNAPSHOT"), None);
     }
 
     #[test]

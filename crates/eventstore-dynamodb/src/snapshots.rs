@@ -1,10 +1,10 @@
-//! Snapshots in the events table, beside the stream's events. The newest is the item
-//! `STREAM#<id>` / `SNAPSHOT` (what `GET /streams/{id}/snapshot` reads, and what a write is
-//! conditioned on: a newer snapshot is never replaced). Each snapshot stored is also copied
-//! to `VERSION#<version>#SNAPSHOT`, right after the version it covers, so that a repository
-//! load reads the newest copy and the events after it in one backward Query
-//! ([`SnapshotStore::latest`]). Event reads filter copies out. Encoded with serde_dynamo, as
-//! event items are.
+//! Snapshots in the events table, in the stream's partition: one item, the newest snapshot,
+//! at `STREAM#<id>` / `VERSION~SNAPSHOT` ([`keys::SNAPSHOT_SK`]). It sorts after every event,
+//! so a repository load reads it and the events after it in one backward Query
+//! ([`SnapshotStore::latest`]); version-range reads never meet it. A write is conditioned on
+//! it: a newer snapshot is never replaced. Snapshots stored by earlier versions under
+//! `SNAPSHOT` are still read where no new one is. Encoded with serde_dynamo, as event items
+//! are.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -58,21 +58,38 @@ fn decode(item: Item) -> Result<Snapshot, StoreError> {
     })
 }
 
-impl SnapshotStore for DynamoEventLog {
-    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+impl DynamoEventLog {
+    /// The snapshot item where versions before the stream-tail key kept it.
+    async fn legacy_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let pk = keys::stream_pk(stream.as_str());
-        get_consistent(&self.client, &self.table, &pk, keys::SNAPSHOT_SK)
+        get_consistent(&self.client, &self.table, &pk, keys::LEGACY_SNAPSHOT_SK)
             .await?
             .map(decode)
             .transpose()
     }
+}
 
-    /// One backward Query from the stream's end for `within` events and a copy (a `Limit`,
-    /// because DynamoDB reads, and charges for, every item up to it or 1 MB, even past the
-    /// copy): the events newest first down to the newest snapshot copy. If the page holds the
-    /// copy, or the whole stream, that is the load. Otherwise the newest copy is further
-    /// back: the snapshot item (also the one snapshots stored before copies existed) is read,
-    /// and the caller reads the events after it forward.
+impl SnapshotStore for DynamoEventLog {
+    /// The snapshot item; where none is, the one an earlier version stored under its old key.
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let pk = keys::stream_pk(stream.as_str());
+        match get_consistent(&self.client, &self.table, &pk, keys::SNAPSHOT_SK).await? {
+            Some(item) => decode(item).map(Some),
+            None => self.legacy_snapshot(stream).await,
+        }
+    }
+
+    /// One backward Query from the end of the stream's partition, with a `Limit` of
+    /// `within` + 1 items (DynamoDB reads, and charges for, every item up to the limit or
+    /// 1 MB, even past the ones needed): the snapshot item sorts last, so it comes first,
+    /// then the events from the newest down to the one the snapshot covers. That is the
+    /// whole load when the snapshot is at most `within` - 1 events old, as a repository
+    /// snapshotting every `within` events keeps it. The event at the snapshot's version is
+    /// returned too (it proves that version exists); the caller skips it.
+    ///
+    /// Otherwise the page is incomplete: the caller reads forward from the snapshot, or,
+    /// with no snapshot item at the tail, from one stored under the old key (a GetItem) or
+    /// from version 1.
     async fn latest(
         &self,
         stream: &StreamId,
@@ -82,52 +99,60 @@ impl SnapshotStore for DynamoEventLog {
             .stream_query(
                 stream,
                 keys::version_sk(1),
-                keys::snapshot_copy_sk(u64::MAX),
+                keys::SNAPSHOT_SK.to_owned(),
                 true,
             )
             .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX))
             .send()
             .await
             .map_err(|e| from_sdk("Query", e))?;
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let mut items = out.items.unwrap_or_default().into_iter().peekable();
+        let snapshot = match items.next_if(|i| text(i, keys::SK) == Some(keys::SNAPSHOT_SK)) {
+            Some(item) => match decode(item) {
+                Ok(snapshot) => Some(snapshot),
+                // A broken snapshot must not block the aggregate: load from the events.
+                Err(err) => {
+                    tracing::warn!(%stream, error = %err, "snapshot unreadable; loading from the events");
+                    return Ok(Some(StateTail {
+                        snapshot: None,
+                        events: Vec::new(),
+                        complete: false,
+                    }));
+                }
+            },
+            None => None,
+        };
+        let floor = snapshot.as_ref().map_or(0, |s| s.version);
         let mut newest_first = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            let sk = text(&item, keys::SK).unwrap_or_default();
-            if keys::parse_snapshot_copy_sk(sk).is_some() {
-                return Ok(Some(match decode(item) {
-                    Ok(snapshot) => {
-                        newest_first.reverse();
-                        StateTail {
-                            snapshot: Some(snapshot),
-                            events: newest_first,
-                            complete: true,
-                        }
-                    }
-                    // A broken copy must not block the aggregate: load from the events.
-                    Err(err) => {
-                        tracing::warn!(%stream, error = %err, "snapshot copy unreadable; loading from the events");
-                        StateTail {
-                            snapshot: None,
-                            events: Vec::new(),
-                            complete: false,
-                        }
-                    }
-                }));
-            }
+        let mut reached_floor = false;
+        for item in items {
+            // Snapshot copies an earlier version kept between the events are skipped.
+            let Some(version) = text(&item, keys::SK).and_then(keys::parse_version_sk) else {
+                continue;
+            };
             newest_first.push(decode_event(item)?);
+            if version <= floor {
+                reached_floor = true;
+                break;
+            }
         }
-        if out.last_evaluated_key.is_none_or(|k| k.is_empty()) {
-            // The whole stream, and no copy in it.
+        if reached_floor || !more {
             newest_first.reverse();
             return Ok(Some(StateTail {
-                snapshot: None,
+                snapshot,
                 events: newest_first,
                 complete: true,
             }));
         }
-        let snapshot = self.load_snapshot(stream).await.unwrap_or_else(|err| {
-            tracing::warn!(%stream, error = %err, "snapshot unreadable; loading from the events");
-            None
-        });
+        // The page ended before the events the load needs first.
+        let snapshot = match snapshot {
+            Some(snapshot) => Some(snapshot),
+            None => self.legacy_snapshot(stream).await.unwrap_or_else(|err| {
+                tracing::warn!(%stream, error = %err, "snapshot unreadable; loading from the events");
+                None
+            }),
+        };
         Ok(Some(StateTail {
             snapshot,
             events: Vec::new(),
@@ -158,20 +183,7 @@ impl SnapshotStore for DynamoEventLog {
             .send()
             .await;
         match result {
-            Ok(_) => {
-                // The copy for loads. Unconditional: copies are never read but the newest
-                // below the stream's end, and one at this version holds this state. Should
-                // it fail, loads fall back to the item above, one GetItem later.
-                let copy = encode(stream, snapshot, keys::snapshot_copy_sk(snapshot.version))?;
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(copy))
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("PutItem", e))?;
-                Ok(SnapshotWrite::Stored)
-            }
+            Ok(_) => Ok(SnapshotWrite::Stored),
             Err(SdkError::ServiceError(se))
                 if matches!(se.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {

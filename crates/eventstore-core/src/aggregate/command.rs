@@ -83,9 +83,9 @@ where
                     retries: attempt,
                 });
             }
-            // The load read event `loaded.version` itself, unless it ended on a snapshot:
-            // then only the snapshot vouches for it, and the write checks it.
-            let read = loaded.version == 0 || loaded.events_read > 0;
+            // Unless the load read event `loaded.version` itself, only a snapshot vouches
+            // for it, and the write checks it.
+            let read = loaded.version == 0 || loaded.read_head;
             match self
                 .append_decided(&stream, loaded.version, &events, context, read)
                 .await

@@ -3,7 +3,6 @@
 use std::marker::PhantomData;
 
 use super::{decode_event, Aggregate, SnapshotMode};
-use crate::limits::MAX_EVENTS_PER_APPEND;
 use crate::snapshot::SnapshotStore;
 use crate::upcast::Upcasters;
 use crate::{EventLog, EventStore, RecordedEvent, StoreError, StreamId};
@@ -18,6 +17,9 @@ pub struct Loaded<A> {
     pub events_read: u64,
     /// The version of the snapshot the load started from, if it used one.
     pub snapshot_version: Option<u64>,
+    /// This load read the event at `version` itself (or found the stream empty), rather
+    /// than only a snapshot vouching for it: a write right after it need not check it.
+    pub(super) read_head: bool,
 }
 
 /// Events a load asks the store for at a time. The store stops a page at 1 MB as well, so
@@ -99,16 +101,16 @@ where
             version: 0,
             events_read: 0,
             snapshot_version: None,
+            read_head: false,
         };
         if self.snapshot_mode != SnapshotMode::Off {
-            // Snapshots are written every `snapshot_every` events, so the newest one is at most
-            // that many events (and one command's batch) from the end; further back, the
-            // store falls back to the snapshot item and a forward read.
+            // The repository snapshots the first command that crosses a multiple of
+            // `snapshot_every`, so the newest snapshot is fewer than that many events from
+            // the end; further back (a snapshot that failed), the load takes one more read.
             let within = match self.snapshot_every {
                 0 => DEFAULT_SNAPSHOT_LOOKBACK,
                 every => usize::try_from(every).unwrap_or(usize::MAX),
-            }
-            .saturating_add(MAX_EVENTS_PER_APPEND);
+            };
             if let Some(tail) = self.store.log().latest(&stream, within).await? {
                 match tail.snapshot.map(|snapshot| self.usable(&stream, snapshot)) {
                     Some(Some((state, version))) => {
@@ -164,6 +166,9 @@ where
     }
 
     fn apply(&self, loaded: &mut Loaded<A>, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+        if let Some(last) = events.last() {
+            loaded.read_head = last.version == loaded.version;
+        }
         for event in events {
             if event.version <= loaded.version {
                 continue;
@@ -179,6 +184,7 @@ where
             loaded.state.apply(&domain);
             loaded.version = version;
             loaded.events_read += 1;
+            loaded.read_head = true;
         }
         Ok(())
     }

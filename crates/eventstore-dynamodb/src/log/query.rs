@@ -59,9 +59,9 @@ impl DynamoEventLog {
                 keys::version_sk(high),
                 backward,
             )
-            // Snapshot copies sort between versions (keys::snapshot_copy_sk); events alone
-            // carry an id. `Limit` counts before the filter, so a page may come up short:
-            // every caller follows `last_key`.
+            // The previous release copied snapshots to `VERSION#<v>#SNAPSHOT`, between
+            // versions; events alone carry an id. `Limit` counts before the filter, so a
+            // page may come up short: every caller follows `last_key`.
             .filter_expression("attribute_exists(#eid)")
             .expression_attribute_names("#eid", keys::EVENT_ID)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))

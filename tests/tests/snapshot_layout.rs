@@ -1,7 +1,7 @@
-//! What the repository path costs on the wire: a load with a snapshot is one Query, a command
-//! on a snapshotted aggregate one Query and one PutItem, a full load one Query per MB; and
-//! snapshots stored before their copies existed still serve loads. Counted by the SDK
-//! interceptor of `TestStore`.
+//! Snapshots in the stream's partition: the item after the events serves loads, a broken one
+//! or a stray copy never blocks an aggregate, snapshots stored by earlier versions under the
+//! old key still serve loads, and a save never leaves a gap. (What loads and commands cost
+//! on the wire is in `request_costs.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -31,51 +31,6 @@ fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 
 fn deposit(amount: i64, reference: Option<String>) -> C {
     C::Deposit { amount, reference }
-}
-
-#[tokio::test]
-async fn a_command_on_a_snapshotted_aggregate_is_one_query_and_one_put() {
-    let t = TestStore::new().await;
-    let repo = accounts(&t).with_snapshot_every(3);
-    let id = uuid::Uuid::new_v4().simple().to_string();
-
-    t.requests.take();
-    let open = C::Open {
-        owner: "ada".into(),
-        initial_deposit: 10,
-    };
-    repo.execute(&id, &open, &ctx()).await.unwrap();
-    assert_eq!(
-        t.requests.take(),
-        counts(&[("Query", 1), ("PutItem", 1)]),
-        "a new stream's first command: the load finds nothing, one conditional put"
-    );
-    // Versions 2 and 3: the command that reaches 3 also stores the snapshot (the item
-    // and its copy: two more puts).
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
-    t.requests.take();
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
-    assert_eq!(t.requests.take(), counts(&[("Query", 1), ("PutItem", 3)]));
-
-    // The load ends on the snapshot: nothing read event 3 itself, so the write checks it.
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
-    assert_eq!(
-        t.requests.take(),
-        counts(&[("Query", 1), ("TransactWriteItems", 1)])
-    );
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
-    assert_eq!(
-        t.requests.take(),
-        counts(&[("Query", 1), ("PutItem", 1)]),
-        "load (snapshot and the event after it in one Query) and one put, no transaction"
-    );
-    let loaded = repo.load(&id).await.unwrap();
-    assert_eq!(t.requests.take(), counts(&[("Query", 1)]));
-    assert_eq!(
-        (loaded.version, loaded.snapshot_version, loaded.events_read),
-        (5, Some(3), 2)
-    );
-    assert_eq!(loaded.state.balance, 14);
 }
 
 #[tokio::test]
@@ -114,7 +69,7 @@ async fn save_checks_a_version_it_did_not_read_and_never_leaves_a_gap() {
 }
 
 #[tokio::test]
-async fn a_broken_snapshot_copy_does_not_block_the_aggregate() {
+async fn a_broken_snapshot_or_a_stray_copy_does_not_block_the_aggregate() {
     let t = TestStore::new().await;
     let repo = accounts(&t).with_snapshot_every(2);
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -126,11 +81,36 @@ async fn a_broken_snapshot_copy_does_not_block_the_aggregate() {
     repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
     let stream = Accounts::stream_id(&id).unwrap();
     use aws_sdk_dynamodb::types::AttributeValue as V;
+    // What the previous release also wrote: a copy between the versions. Loads and event
+    // reads pass over it.
     t.client
         .put_item()
         .table_name(&t.table)
         .item(keys::PK, V::S(keys::stream_pk(stream.as_str())))
-        .item(keys::SK, V::S(keys::snapshot_copy_sk(2)))
+        .item(keys::SK, V::S(format!("{}#SNAPSHOT", keys::version_sk(1))))
+        .item("version", V::S("not a number".into()))
+        .send()
+        .await
+        .unwrap();
+    let loaded = repo.load(&id).await.unwrap();
+    assert_eq!(
+        (loaded.version, loaded.snapshot_version, loaded.state.balance),
+        (2, Some(2), 2)
+    );
+    let read = t
+        .store
+        .read_stream(&stream, eventstore_core::StreamRead::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        read.events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    t.client
+        .put_item()
+        .table_name(&t.table)
+        .item(keys::PK, V::S(keys::stream_pk(stream.as_str())))
+        .item(keys::SK, V::S(keys::SNAPSHOT_SK.into()))
         .item("version", V::S("not a number".into()))
         .send()
         .await
@@ -149,40 +129,7 @@ async fn a_broken_snapshot_copy_does_not_block_the_aggregate() {
 }
 
 #[tokio::test]
-async fn a_full_load_is_one_query_per_megabyte_and_a_missing_snapshot_costs_two_more() {
-    let t = TestStore::new().await;
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let stream = Accounts::stream_id(&id).unwrap();
-    let mut history = vec![AccountEvent::AccountOpened {
-        owner: "ada".into(),
-        initial_deposit: 0,
-    }];
-    history.extend((1..2000).map(|_| AccountEvent::MoneyDeposited {
-        amount: 1,
-        reference: None,
-    }));
-    t.append_domain_events(&stream, &history).await;
-    t.requests.take();
-    let loaded = accounts(&t)
-        .with_snapshot_mode(SnapshotMode::Off)
-        .load(&id)
-        .await
-        .unwrap();
-    assert_eq!((loaded.version, loaded.events_read), (2000, 2000));
-    assert_eq!(
-        t.requests.take(),
-        counts(&[("Query", 1)]),
-        "2,000 small events are one page"
-    );
-    // With snapshots on but none stored, the load first looks back for one (a Query of
-    // SNAPSHOT_EVERY + 100 items), then for the snapshot item, then reads forward.
-    let loaded = accounts(&t).load(&id).await.unwrap();
-    assert_eq!((loaded.version, loaded.snapshot_version), (2000, None));
-    assert_eq!(t.requests.take(), counts(&[("Query", 2), ("GetItem", 1)]));
-}
-
-#[tokio::test]
-async fn snapshots_stored_before_their_copies_existed_still_serve_loads() {
+async fn snapshots_stored_under_the_old_key_still_serve_loads() {
     let t = TestStore::new().await;
     let repo = accounts(&t).with_snapshot_every(0);
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -238,20 +185,41 @@ async fn snapshots_stored_before_their_copies_existed_still_serve_loads() {
         .save_snapshot(&stream, &snapshot)
         .await
         .unwrap();
-    t.client
-        .delete_item()
+    // Where earlier versions kept it: move the item to the old key.
+    let pk = aws_sdk_dynamodb::types::AttributeValue::S(keys::stream_pk(stream.as_str()));
+    let sk = |k: &str| aws_sdk_dynamodb::types::AttributeValue::S(k.into());
+    let mut item = t
+        .client
+        .get_item()
         .table_name(&t.table)
-        .key(
-            keys::PK,
-            aws_sdk_dynamodb::types::AttributeValue::S(keys::stream_pk(stream.as_str())),
-        )
-        .key(
-            keys::SK,
-            aws_sdk_dynamodb::types::AttributeValue::S(keys::snapshot_copy_sk(3)),
-        )
+        .key(keys::PK, pk.clone())
+        .key(keys::SK, sk(keys::SNAPSHOT_SK))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    item.insert(keys::SK.into(), sk(keys::LEGACY_SNAPSHOT_SK));
+    t.client
+        .put_item()
+        .table_name(&t.table)
+        .set_item(Some(item))
         .send()
         .await
         .unwrap();
+    t.client
+        .delete_item()
+        .table_name(&t.table)
+        .key(keys::PK, pk)
+        .key(keys::SK, sk(keys::SNAPSHOT_SK))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.get_snapshot(&stream).await.unwrap().map(|s| s.version),
+        Some(3),
+        "GET /streams/{{id}}/snapshot still finds it"
+    );
 
     t.requests.take();
     let loaded = repo.load(&id).await.unwrap();
@@ -261,6 +229,19 @@ async fn snapshots_stored_before_their_copies_existed_still_serve_loads() {
         "the old snapshot item, then the events after it"
     );
     assert_eq!(loaded.state, at_3.state);
-    // The backward Query's first MB has no copy; then the item; then the events after it.
+    // The backward Query finds no snapshot after the events; then the old item; then the
+    // events after it.
     assert_eq!(t.requests.take(), counts(&[("Query", 2), ("GetItem", 1)]));
+
+    // The next snapshot is stored under the new key, and a newer one wins.
+    let repo = accounts(&t).with_snapshot_every(4);
+    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    t.requests.take();
+    let loaded = repo.load(&id).await.unwrap();
+    assert_eq!((loaded.snapshot_version, loaded.events_read), (Some(8), 0));
+    assert_eq!(t.requests.take(), counts(&[("Query", 1)]));
+    assert_eq!(
+        t.store.get_snapshot(&stream).await.unwrap().map(|s| s.version),
+        Some(8)
+    );
 }
