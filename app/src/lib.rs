@@ -1,5 +1,5 @@
 //! The deployed app: what it registers with the event store, in one place. Every entry point
-//! (the four Lambda functions, the local server, the CLI) is built from [`registry`] through
+//! (the five Lambda functions, the local server, the CLI) is built from [`registry`] through
 //! the composition root, `eventstore_dynamodb::Components`.
 //!
 //! To run your own app on the store, replace the bank example here with your projections
