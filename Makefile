@@ -49,8 +49,8 @@ bench: venv
 ## local DynamoDB, requests counted on the wire. Its own workspace (bench/compare), so that
 ## neither `make test` nor the default build compiles those crates.
 bench-compare: venv
-	cargo build --manifest-path bench/compare/Cargo.toml --target-dir $(TARGET)
-	scripts/with-dynamodb.sh $(TARGET)/debug/compare-bench
+	cargo build --release --manifest-path bench/compare/Cargo.toml --target-dir $(TARGET)
+	scripts/with-dynamodb.sh $(TARGET)/release/compare-bench
 
 ## Give positions to events the sequencer missed: `make repair` (local) or, against AWS,
 ## `cargo run -p eventstore-cli -- --table <EventsTableName> repair`.

@@ -53,7 +53,7 @@ pub use projection::{
     ProjectionStore, RowId, Rows, SubscriptionStore,
 };
 pub use registry::Registry;
-pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite, StateTail};
+pub use snapshot::{Snapshot, SnapshotStore, SnapshotWrite, StateEvent, StatePage, StateTail};
 pub use subscription::Subscription;
 pub use upcast::Upcasters;
 

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
+use crate::snapshot::{StateEvent, StatePage};
 use crate::{Category, EventType, NewEvent, RecordedEvent, StoreError, StreamId, Timestamp};
 
 /// The head of a stream, read consistently.
@@ -106,6 +107,26 @@ pub trait EventLog: Send + Sync {
         limit: usize,
         max_bytes: usize,
     ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+
+    /// [`read_stream`](Self::read_stream) forward, of only what folding an aggregate's
+    /// state needs: a store can read fewer attributes (the DynamoDB adapter projects them).
+    fn read_stream_state(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<StatePage, StoreError>> + Send {
+        async move {
+            let page = self
+                .read_stream(stream, from, false, limit, max_bytes)
+                .await?;
+            Ok(StatePage {
+                events: page.events.into_iter().map(StateEvent::from).collect(),
+                more: page.more,
+            })
+        }
+    }
 
     /// Up to `limit` events of `filter` with a global position of `from` or more, in
     /// position order, as its index shows them now. Indexes lag, so the page may have holes;

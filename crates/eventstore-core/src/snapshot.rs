@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{EventData, RecordedEvent, StoreError, StreamId, Timestamp};
+use crate::{EventData, EventType, RecordedEvent, StoreError, StreamId, Timestamp};
 
 /// Largest snapshot state, in bytes of JSON text: DynamoDB's 400 KB item limit, less room
 /// for the snapshot's other attributes.
@@ -28,16 +28,51 @@ pub enum SnapshotWrite {
     Outdated { stored_version: u64 },
 }
 
+/// What folding an event into an aggregate's state needs of it, and no more: loads read
+/// just these attributes ([`EventLog::read_stream_state`](crate::EventLog::read_stream_state)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateEvent {
+    pub version: u64,
+    pub event_type: EventType,
+    pub schema_version: u32,
+    pub data: EventData,
+}
+
+impl StateEvent {
+    pub fn payload_bytes(&self) -> usize {
+        self.data.as_json().len()
+    }
+}
+
+impl From<RecordedEvent> for StateEvent {
+    fn from(event: RecordedEvent) -> Self {
+        Self {
+            version: event.version,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            data: event.data,
+        }
+    }
+}
+
+/// A page of [`StateEvent`]s, and whether the stream has more after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatePage {
+    pub events: Vec<StateEvent>,
+    pub more: bool,
+}
+
 /// A stream's newest snapshot and the events after it, read together where the store can
 /// ([`SnapshotStore::latest`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateTail {
     /// The newest snapshot, if one was found.
     pub snapshot: Option<Snapshot>,
-    /// In version order: with a snapshot, the events right after its version; without one,
-    /// the stream's events from version 1. Empty and not `complete`: nothing was read, the
-    /// caller reads forward (from the snapshot's version, or from 1).
-    pub events: Vec<RecordedEvent>,
+    /// In version order: with a snapshot, the events after its version, possibly preceded
+    /// by the one at its version (read to prove it exists; not to be applied); without
+    /// one, the stream's events from version 1. Empty and not `complete`: nothing usable was
+    /// read, the caller reads forward (from the snapshot's version, or from 1).
+    pub events: Vec<StateEvent>,
     /// Nothing follows the last event (or the snapshot, when `events` is empty).
     pub complete: bool,
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{EventData, RecordedEvent, StoreError};
+use crate::snapshot::StateEvent;
+use crate::{EventData, EventType, RecordedEvent, StoreError, StreamId};
 
 type Step = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 
@@ -53,35 +54,64 @@ impl Upcasters {
     /// and `schemaVersion` changed; unchanged if no step applies. A step that fails is an
     /// internal error naming the event, since stored events must always be readable.
     pub fn upcast(&self, mut event: RecordedEvent) -> Result<RecordedEvent, StoreError> {
-        let mut version = event.schema_version;
-        let mut data: Option<Value> = None;
-        while let Some(step) = self
-            .steps
-            .get(&(event.event_type.as_str().to_owned(), version))
+        let id = event.event_id.to_string();
+        if let Some((data, version)) =
+            self.steps_for(&event.event_type, event.schema_version, &event.data, &id)?
         {
-            let value = match data.take() {
-                Some(v) => v,
-                None => serde_json::from_str(event.data.as_json()).map_err(|e| {
-                    StoreError::internal(format!("upcasting event {}", event.event_id), e)
-                })?,
-            };
-            let next = step(value).map_err(|message| {
-                StoreError::corrupt(format!(
-                    "upcasting {} {} from schema {version}: {message}",
-                    event.event_type, event.event_id
-                ))
-            })?;
-            data = Some(next);
-            version += 1;
-        }
-        if let Some(value) = data {
-            let text = serde_json::to_string(&value)
-                .map_err(|e| StoreError::internal("encoding upcast data", e))?;
-            event.data = EventData::from_json(text, "data").map_err(|e| {
-                StoreError::corrupt(format!("upcast data of {}: {e}", event.event_id))
-            })?;
+            event.data = data;
             event.schema_version = version;
         }
         Ok(event)
+    }
+
+    /// [`upcast`](Self::upcast) for an event read to fold state, named in errors by its
+    /// stream and version.
+    pub fn upcast_state(
+        &self,
+        stream: &StreamId,
+        mut event: StateEvent,
+    ) -> Result<StateEvent, StoreError> {
+        let who = format!("{stream}@{}", event.version);
+        if let Some((data, version)) =
+            self.steps_for(&event.event_type, event.schema_version, &event.data, &who)?
+        {
+            event.data = data;
+            event.schema_version = version;
+        }
+        Ok(event)
+    }
+
+    /// The data and schema version after every step that applies; `None` if none does.
+    fn steps_for(
+        &self,
+        event_type: &EventType,
+        schema_version: u32,
+        data: &EventData,
+        who: &str,
+    ) -> Result<Option<(EventData, u32)>, StoreError> {
+        let mut version = schema_version;
+        let mut value: Option<Value> = None;
+        while let Some(step) = self.steps.get(&(event_type.as_str().to_owned(), version)) {
+            let current = match value.take() {
+                Some(v) => v,
+                None => serde_json::from_str(data.as_json())
+                    .map_err(|e| StoreError::internal(format!("upcasting event {who}"), e))?,
+            };
+            let next = step(current).map_err(|message| {
+                StoreError::corrupt(format!(
+                    "upcasting {event_type} {who} from schema {version}: {message}"
+                ))
+            })?;
+            value = Some(next);
+            version += 1;
+        }
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let text = serde_json::to_string(&value)
+            .map_err(|e| StoreError::internal("encoding upcast data", e))?;
+        let data = EventData::from_json(text, "data")
+            .map_err(|e| StoreError::corrupt(format!("upcast data of {who}: {e}")))?;
+        Ok(Some((data, version)))
     }
 }

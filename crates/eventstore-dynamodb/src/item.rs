@@ -2,7 +2,7 @@
 
 use eventstore_core::{
     EventData, EventType, GlobalFilter, IndexedEvent, Metadata, NewEvent, RecordedEvent,
-    StoreError, StreamId, Timestamp,
+    StateEvent, StoreError, StreamId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -88,6 +88,44 @@ pub(crate) fn new_item(
         unsequenced_shard: last_of_append.then(|| keys::unsequenced_shard(&event.event_id)),
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))
+}
+
+/// What a load reads of an event item: [`STATE_ATTRIBUTES`], what [`StateEvent`] needs.
+#[derive(Debug, Deserialize)]
+struct StateItem {
+    #[serde(rename = "SK")]
+    sk: String,
+    version: u64,
+    #[serde(rename = "eventType")]
+    event_type: String,
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    data: String,
+}
+
+/// The attributes of an event item that folding state needs. A load projects them: the
+/// read units are the same (DynamoDB charges for whole items), the bytes sent and decoded
+/// are not.
+pub(crate) const STATE_ATTRIBUTES: [&str; 5] = [
+    keys::SK,
+    keys::VERSION,
+    keys::EVENT_TYPE,
+    keys::SCHEMA_VERSION,
+    keys::DATA,
+];
+
+/// An event item read with [`STATE_ATTRIBUTES`] (or all of them).
+pub(crate) fn decode_state(item: Item) -> Result<StateEvent, StoreError> {
+    let item: StateItem = serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::internal("decoding an event item", e))?;
+    let bad = |what: &str| StoreError::corrupt(format!("stored event {}: bad {what}", item.sk));
+    Ok(StateEvent {
+        version: item.version,
+        event_type: EventType::parse(&item.event_type, "eventType")
+            .map_err(|_| bad("eventType"))?,
+        schema_version: item.schema_version,
+        data: EventData::from_json(item.data, "data").map_err(|_| bad("data"))?,
+    })
 }
 
 pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {

@@ -47,6 +47,7 @@ pub const VERSION: &str = "version";
 pub const EVENT_TYPE: &str = "eventType";
 pub const CATEGORY: &str = "category";
 pub const CREATED_AT: &str = "createdAt";
+pub const DATA: &str = "data";
 pub const GLOBAL_POSITION: &str = "globalPosition";
 pub const GLOBAL_BUCKET: &str = "globalBucket";
 pub const TYPE_SEQUENCE: &str = "typeSequence";

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::from_sdk;
 use crate::io::{get_consistent, n, number, text, Item};
-use crate::item::decode as decode_event;
+use crate::item::{decode_state, STATE_ATTRIBUTES};
 use crate::keys;
-use crate::log::DynamoEventLog;
+use crate::log::{project, DynamoEventLog};
 
 /// A snapshot item. The state is the exact JSON text saved, as event data is.
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,14 +95,18 @@ impl SnapshotStore for DynamoEventLog {
         stream: &StreamId,
         within: usize,
     ) -> Result<Option<StateTail>, StoreError> {
-        let out = self
+        let query = self
             .stream_query(
                 stream,
                 keys::version_sk(1),
                 keys::SNAPSHOT_SK.to_owned(),
                 true,
             )
-            .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX))
+            .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX));
+        // The snapshot's attributes and what folding needs of the events.
+        let mut attributes = STATE_ATTRIBUTES.to_vec();
+        attributes.extend([keys::PK, keys::SNAPSHOT_STATE, keys::CREATED_AT]);
+        let out = project(query, &attributes)
             .send()
             .await
             .map_err(|e| from_sdk("Query", e))?;
@@ -131,7 +135,7 @@ impl SnapshotStore for DynamoEventLog {
             let Some(version) = text(&item, keys::SK).and_then(keys::parse_version_sk) else {
                 continue;
             };
-            newest_first.push(decode_event(item)?);
+            newest_first.push(decode_state(item)?);
             if version <= floor {
                 reached_floor = true;
                 break;

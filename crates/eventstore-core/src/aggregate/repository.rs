@@ -3,9 +3,9 @@
 use std::marker::PhantomData;
 
 use super::{decode_event, Aggregate, SnapshotMode};
-use crate::snapshot::SnapshotStore;
+use crate::snapshot::{SnapshotStore, StateEvent};
 use crate::upcast::Upcasters;
-use crate::{EventLog, EventStore, RecordedEvent, StoreError, StreamId};
+use crate::{EventLog, EventStore, StoreError, StreamId};
 
 /// An aggregate as loaded: its state, the version it reflects, and what loading cost.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,8 +123,7 @@ where
                     // No snapshot: the events read are the stream's from version 1.
                     None => {}
                 }
-                let events = tail.events;
-                self.apply(&mut loaded, events)?;
+                self.apply(&stream, &mut loaded, tail.events)?;
                 if tail.complete {
                     return Ok(loaded);
                 }
@@ -149,23 +148,22 @@ where
             let page = self
                 .store
                 .log()
-                .read_stream(
-                    stream,
-                    loaded.version + 1,
-                    false,
-                    LOAD_PAGE_EVENTS,
-                    LOAD_PAGE_BYTES,
-                )
+                .read_stream_state(stream, loaded.version + 1, LOAD_PAGE_EVENTS, LOAD_PAGE_BYTES)
                 .await?;
             let more = page.more;
-            self.apply(&mut loaded, page.events)?;
+            self.apply(stream, &mut loaded, page.events)?;
             if !more {
                 return Ok(loaded);
             }
         }
     }
 
-    fn apply(&self, loaded: &mut Loaded<A>, events: Vec<RecordedEvent>) -> Result<(), StoreError> {
+    fn apply(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+        events: Vec<StateEvent>,
+    ) -> Result<(), StoreError> {
         if let Some(last) = events.last() {
             loaded.read_head = last.version == loaded.version;
         }
@@ -180,7 +178,7 @@ where
                 )));
             }
             let version = event.version;
-            let domain = self.decode(event)?;
+            let domain = self.decode(stream, event)?;
             loaded.state.apply(&domain);
             loaded.version = version;
             loaded.events_read += 1;
@@ -189,8 +187,8 @@ where
         Ok(())
     }
 
-    fn decode(&self, event: RecordedEvent) -> Result<A::Event, StoreError> {
-        let event = self.upcasters.upcast(event)?;
+    fn decode(&self, stream: &StreamId, event: StateEvent) -> Result<A::Event, StoreError> {
+        let event = self.upcasters.upcast_state(stream, event)?;
         decode_event(&event.event_type, &event.data)
     }
 }

@@ -4,20 +4,21 @@
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StoreError,
-    StreamId, StreamTail, Timestamp, WriteConflict,
+    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StateEvent,
+    StatePage, StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
 };
 use uuid::Uuid;
 
 use crate::error::from_sdk;
 use crate::io::{counter_value, get_consistent};
-use crate::item::{decode, decode_indexed};
+use crate::item::{decode, decode_indexed, decode_state};
 use crate::keys;
 use crate::schema::create_events_table;
 
 mod query;
 mod write;
 
+pub(crate) use query::{project, Attributes};
 use query::{IndexKey, PositionBound};
 
 /// The events table, seen through the core's [`EventLog`] port.
@@ -121,34 +122,39 @@ impl EventLog for DynamoEventLog {
         } else {
             (from, u64::MAX)
         };
-        let mut events: Vec<RecordedEvent> = Vec::new();
-        let mut bytes = 0usize;
-        let mut start = None;
-        loop {
-            // One more than asked tells whether a further page exists.
-            let want = limit + 1 - events.len();
-            let page = self
-                .query_versions(stream, range, backward, want, false, start)
-                .await?;
-            for item in page.items {
-                let event = decode(item)?;
-                let size = event.payload_bytes();
-                if events.len() == limit || (bytes + size > max_bytes && !events.is_empty()) {
-                    return Ok(LogPage { events, more: true });
-                }
-                bytes += size;
-                events.push(event);
-            }
-            match page.last_key {
-                Some(key) => start = Some(key),
-                None => {
-                    return Ok(LogPage {
-                        events,
-                        more: false,
-                    })
-                }
-            }
-        }
+        let (events, more) = self
+            .read_versions(
+                stream,
+                range,
+                backward,
+                (limit, max_bytes),
+                Attributes::All,
+                decode,
+                RecordedEvent::payload_bytes,
+            )
+            .await?;
+        Ok(LogPage { events, more })
+    }
+
+    async fn read_stream_state(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<StatePage, StoreError> {
+        let (events, more) = self
+            .read_versions(
+                stream,
+                (from, u64::MAX),
+                false,
+                (limit, max_bytes),
+                Attributes::State,
+                decode_state,
+                StateEvent::payload_bytes,
+            )
+            .await?;
+        Ok(StatePage { events, more })
     }
 
     async fn read_index(

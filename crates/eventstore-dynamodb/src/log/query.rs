@@ -10,8 +10,18 @@ use uuid::Uuid;
 
 use super::DynamoEventLog;
 use crate::error::from_sdk;
-use crate::item::{version_and_id, Item};
+use crate::item::{self, version_and_id, Item};
 use crate::keys;
+
+/// Which attributes of event items a version-range Query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attributes {
+    All,
+    /// `SK` and `eventId`.
+    Ids,
+    /// What folding state needs ([`item::STATE_ATTRIBUTES`]).
+    State,
+}
 
 /// One page of a Query, its items and where the next page starts.
 pub(crate) struct QueryPage {
@@ -42,14 +52,15 @@ impl DynamoEventLog {
             .scan_index_forward(!backward)
     }
 
-    /// One page of a consistent Query over a stream's versions `low..=high`.
+    /// One page of a consistent Query over a stream's versions `low..=high`, of the event
+    /// items' `attributes`.
     pub(crate) async fn query_versions(
         &self,
         stream: &StreamId,
         (low, high): (u64, u64),
         backward: bool,
         limit: usize,
-        ids_only: bool,
+        attributes: Attributes,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<QueryPage, StoreError> {
         let mut query = self
@@ -66,10 +77,14 @@ impl DynamoEventLog {
             .expression_attribute_names("#eid", keys::EVENT_ID)
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start);
-        if ids_only {
-            query = query
-                .select(Select::SpecificAttributes)
-                .projection_expression("#sk, #eid");
+        match attributes {
+            Attributes::All => {}
+            Attributes::Ids => {
+                query = query
+                    .select(Select::SpecificAttributes)
+                    .projection_expression("#sk, #eid");
+            }
+            Attributes::State => query = project(query, &item::STATE_ATTRIBUTES),
         }
         let out = query.send().await.map_err(|e| from_sdk("Query", e))?;
         Ok(QueryPage {
@@ -114,6 +129,45 @@ impl DynamoEventLog {
         })
     }
 
+    /// Up to `limit` events in `range` (`limit` and `max_bytes` of payload, at least one
+    /// event), decoded by `decode`, following pages; and whether more follow.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn read_versions<T>(
+        &self,
+        stream: &StreamId,
+        range: (u64, u64),
+        backward: bool,
+        (limit, max_bytes): (usize, usize),
+        attributes: Attributes,
+        decode: fn(Item) -> Result<T, StoreError>,
+        size: fn(&T) -> usize,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let mut events: Vec<T> = Vec::new();
+        let mut bytes = 0usize;
+        let mut start = None;
+        loop {
+            // One more than asked tells whether a further page exists.
+            let want = limit + 1 - events.len();
+            let page = self
+                .query_versions(stream, range, backward, want, attributes, start)
+                .await?;
+            for item in page.items {
+                let event = decode(item)?;
+                let event_bytes = size(&event);
+                if events.len() == limit || (bytes + event_bytes > max_bytes && !events.is_empty())
+                {
+                    return Ok((events, true));
+                }
+                bytes += event_bytes;
+                events.push(event);
+            }
+            match page.last_key {
+                Some(key) => start = Some(key),
+                None => return Ok((events, false)),
+            }
+        }
+    }
+
     /// Version and id of up to `count` events in `range`, following every page.
     pub(super) async fn ids_in(
         &self,
@@ -126,7 +180,14 @@ impl DynamoEventLog {
         let mut start = None;
         loop {
             let page = self
-                .query_versions(stream, range, backward, count - found.len(), true, start)
+                .query_versions(
+                    stream,
+                    range,
+                    backward,
+                    count - found.len(),
+                    Attributes::Ids,
+                    start,
+                )
                 .await?;
             for item in &page.items {
                 found.push(version_and_id(item)?);
@@ -198,4 +259,17 @@ impl IndexKey {
             other => other.clone(),
         }
     }
+}
+
+/// `query` returning only `attributes` (each through a placeholder: `data` is a reserved
+/// word). Placeholders `#p0`, `#p1`, ... leave the query's own names alone.
+pub(crate) fn project(query: QueryFluentBuilder, attributes: &[&str]) -> QueryFluentBuilder {
+    let names: Vec<String> = (0..attributes.len()).map(|i| format!("#p{i}")).collect();
+    let mut query = query
+        .select(Select::SpecificAttributes)
+        .projection_expression(names.join(", "));
+    for (name, attribute) in names.iter().zip(attributes) {
+        query = query.expression_attribute_names(name, *attribute);
+    }
+    query
 }

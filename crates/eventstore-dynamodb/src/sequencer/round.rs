@@ -14,6 +14,7 @@ use crate::io::{
     batch_get_consistent, counter_value, key, n, number, text, transact_conditionally, Item,
 };
 use crate::item::parse;
+use crate::log::Attributes;
 use crate::keys;
 
 /// Consistent Queries in flight at once while a round reads its streams.
@@ -206,7 +207,7 @@ impl Sequencer {
             let want = MAX_TRANSACTION_ACTIONS - events.len();
             let page = self
                 .log
-                .query_versions(stream, (first, u64::MAX), false, want, false, start)
+                .query_versions(stream, (first, u64::MAX), false, want, Attributes::All, start)
                 .await?;
             for item in page.items {
                 let item = parse(item)?;
