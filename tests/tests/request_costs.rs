@@ -255,7 +255,10 @@ async fn the_repository_path_costs_a_known_number_of_requests() {
         t.requests.take(),
         &[("TransactWriteItems", 1)],
     );
-    println!("requests sent per repository operation:\n{}", table.join("\n"));
+    println!(
+        "requests sent per repository operation:\n{}",
+        table.join("\n")
+    );
 }
 
 #[tokio::test]

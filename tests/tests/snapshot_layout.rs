@@ -94,7 +94,11 @@ async fn a_broken_snapshot_or_a_stray_copy_does_not_block_the_aggregate() {
         .unwrap();
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!(
-        (loaded.version, loaded.snapshot_version, loaded.state.balance),
+        (
+            loaded.version,
+            loaded.snapshot_version,
+            loaded.state.balance
+        ),
         (2, Some(2), 2)
     );
     let read = t
@@ -216,7 +220,11 @@ async fn snapshots_stored_under_the_old_key_still_serve_loads() {
         .await
         .unwrap();
     assert_eq!(
-        t.store.get_snapshot(&stream).await.unwrap().map(|s| s.version),
+        t.store
+            .get_snapshot(&stream)
+            .await
+            .unwrap()
+            .map(|s| s.version),
         Some(3),
         "GET /streams/{{id}}/snapshot still finds it"
     );
@@ -241,7 +249,11 @@ async fn snapshots_stored_under_the_old_key_still_serve_loads() {
     assert_eq!((loaded.snapshot_version, loaded.events_read), (Some(8), 0));
     assert_eq!(t.requests.take(), counts(&[("Query", 1)]));
     assert_eq!(
-        t.store.get_snapshot(&stream).await.unwrap().map(|s| s.version),
+        t.store
+            .get_snapshot(&stream)
+            .await
+            .unwrap()
+            .map(|s| s.version),
         Some(8)
     );
 }

@@ -264,7 +264,10 @@ mod tests {
         assert!(!SNAPSHOT_SK.starts_with(event_sk_prefix()));
         assert!(LEGACY_SNAPSHOT_SK < version_sk(1).as_str());
         assert_eq!(parse_version_sk(SNAPSHOT_SK), None);
-        assert_eq!(parse_version_sk("VERSION#00000000000000000007#SNAPSHOT"), None);
+        assert_eq!(
+            parse_version_sk("VERSION#00000000000000000007#SNAPSHOT"),
+            None
+        );
     }
 
     #[test]

@@ -148,7 +148,12 @@ where
             let page = self
                 .store
                 .log()
-                .read_stream_state(stream, loaded.version + 1, LOAD_PAGE_EVENTS, LOAD_PAGE_BYTES)
+                .read_stream_state(
+                    stream,
+                    loaded.version + 1,
+                    LOAD_PAGE_EVENTS,
+                    LOAD_PAGE_BYTES,
+                )
                 .await?;
             let more = page.more;
             self.apply(stream, &mut loaded, page.events)?;

@@ -14,8 +14,8 @@ use crate::io::{
     batch_get_consistent, counter_value, key, n, number, text, transact_conditionally, Item,
 };
 use crate::item::parse;
-use crate::log::Attributes;
 use crate::keys;
+use crate::log::Attributes;
 
 /// Consistent Queries in flight at once while a round reads its streams.
 const QUERY_CONCURRENCY: usize = 8;
@@ -207,7 +207,14 @@ impl Sequencer {
             let want = MAX_TRANSACTION_ACTIONS - events.len();
             let page = self
                 .log
-                .query_versions(stream, (first, u64::MAX), false, want, Attributes::All, start)
+                .query_versions(
+                    stream,
+                    (first, u64::MAX),
+                    false,
+                    want,
+                    Attributes::All,
+                    start,
+                )
                 .await?;
             for item in page.items {
                 let item = parse(item)?;
