@@ -33,9 +33,12 @@ infra-check: venv
 ## 10,000-event aggregate with and without a snapshot, projector throughput and writes per
 ## event, long polling's delay and cost, the EventBridge publisher's throughput and requests
 ## per event, the local server's peak memory on hostile bodies,
-## and the local DynamoDB's memory under transactions (they report figures, assert nothing).
+## the local DynamoDB's memory under transactions, and the capacity report: write and read
+## units per event and the busiest partition keys at a target rate (`make bench
+## CAPACITY="rate=20000 hot=0.3"`; settings in tests/src/bin/capacity-bench.rs). They report
+## figures and assert nothing.
 bench: venv
-	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench --bin long-poll-bench --bin publisher-bench
+	cargo build -p eventstore-tests --bin sequencer-bench --bin repository-bench --bin projector-bench --bin long-poll-bench --bin publisher-bench --bin capacity-bench
 	cargo build --bin eventstore-local
 	scripts/with-dynamodb.sh $(VENV)/python scripts/body-memory.py $(TARGET)/debug/eventstore-local
 	$(VENV)/python scripts/moto-memory.py scripts/moto_server.py
@@ -44,6 +47,7 @@ bench: venv
 	scripts/with-dynamodb.sh $(TARGET)/debug/projector-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/long-poll-bench
 	scripts/with-dynamodb.sh $(TARGET)/debug/publisher-bench
+	scripts/with-dynamodb.sh $(TARGET)/debug/capacity-bench $(CAPACITY)
 
 ## The repository path side by side with dynamo-es and cqrs-es 0.5 (from crates.io) on one
 ## local DynamoDB, requests counted on the wire. Its own workspace (bench/compare), so that

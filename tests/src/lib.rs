@@ -21,6 +21,7 @@ use eventstore_dynamodb::{
 
 pub type Item = HashMap<String, AttributeValue>;
 
+pub mod capacity;
 mod faults;
 pub use faults::{
     CancelTransactions, DynamoDbLimits, LaggingIndex, LoseWriteAnswers, RequestCounter,

@@ -392,3 +392,33 @@ fn the_alarms_and_dashboard_watch_the_metrics_the_code_emits() {
             .contains("EventStore/${AWS::StackName}")
     );
 }
+
+#[test]
+fn the_api_reference_documents_exactly_the_operations_of_the_openapi_spec() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let openapi: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(format!("{root}/infra/openapi.yaml")).unwrap())
+            .unwrap();
+    let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+    let mut declared = std::collections::BTreeSet::new();
+    for (path, operations) in openapi["paths"].as_mapping().unwrap() {
+        for (method, _) in operations.as_mapping().unwrap() {
+            let method = text(method).to_uppercase();
+            if methods.contains(&method.as_str()) {
+                declared.insert(format!("{method} {}", text(path)));
+            }
+        }
+    }
+    // Every "`METHOD /path" the reference names, up to its query string or closing quote.
+    let docs = std::fs::read_to_string(format!("{root}/docs/api.md")).unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for method in methods {
+        let marker = format!("`{method} /");
+        for (at, _) in docs.match_indices(&marker) {
+            let rest = &docs[at + 1 + method.len() + 1..];
+            let end = rest.find(['`', '?', ' ']).unwrap();
+            documented.insert(format!("{method} {}", &rest[..end]));
+        }
+    }
+    assert_eq!(documented, declared);
+}

@@ -81,9 +81,14 @@ impl<L: EventLog> EventStore<L> {
             // The page is short. It is the true end unless the index hides something: a
             // hole, or, for `$all`, positions the counter has handed out but the index does
             // not show yet. (A type or category has no cheap end marker; its reader simply
-            // reads again from `next`, which is safe.)
-            let lagging =
-                hole || (*filter == GlobalFilter::All && next <= self.log.last_position().await?);
+            // reads again from `next`, which is safe.) An empty page does not ask the
+            // counter: a caught-up reader polls often and would read the sequencer's hottest
+            // item on every poll, for nothing but latency, since reading again from `next`
+            // never skips. The counter is asked only when the page brought events.
+            let lagging = hole
+                || (*filter == GlobalFilter::All
+                    && !events.is_empty()
+                    && next <= self.log.last_position().await?);
             match waits.next() {
                 Some(wait) if lagging => tokio::time::sleep(*wait).await,
                 _ => return Ok(GlobalPage { events, next }),

@@ -1,0 +1,104 @@
+//! The capacity report (`make bench` runs it): what appending, sequencing and polling cost
+//! in write and read units, from every DynamoDB request of a run on the local DynamoDB
+//! (counted on the wire, `eventstore_tests::capacity`), and the load a target rate puts on
+//! the busiest partition key of the table and of each index. It reports; it asserts
+//! nothing (`tests/tests/capacity.rs` holds the assertions).
+//!
+//! Usage: capacity-bench [events=1000] [bytes=600] [rate=10000] [streams=1000] [types=20]
+//! [categories=20] [hot=0.5] [readers=10] [polls=4]
+//!
+//! The run (`capacity::measure`) appends `events` single events with `bytes` of data each
+//! (600 makes an item of about 1 KB) over min(`streams`, `events` / 2) streams, `hot` of
+//! them of one type and in one category; sequences them; then polls `$all` caught up. A
+//! lone event is measured on its own first. `rate`, `streams`, `hot`, `readers` and
+//! `polls` (per reader per second) are the target the busiest keys are sized for.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use eventstore_tests::capacity::{
+    hot_key_table, hot_keys, measure, operations_table, Target, Workload, POLLS,
+};
+
+fn settings() -> BTreeMap<String, f64> {
+    let mut s: BTreeMap<String, f64> = [
+        ("events", 1000.0),
+        ("bytes", 600.0),
+        ("rate", 10_000.0),
+        ("streams", 1000.0),
+        ("types", 20.0),
+        ("categories", 20.0),
+        ("hot", 0.5),
+        ("readers", 10.0),
+        ("polls", 4.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for arg in std::env::args().skip(1) {
+        let (k, v) = arg
+            .split_once('=')
+            .unwrap_or_else(|| panic!("arguments are name=value, got {arg}"));
+        assert!(s.contains_key(k), "unknown setting {k}");
+        s.insert(k.to_owned(), v.parse().unwrap());
+    }
+    s
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let s = settings();
+    let events = s["events"] as usize;
+    let measured = measure(Workload {
+        events,
+        bytes: s["bytes"] as usize,
+        streams: s["streams"] as usize,
+        types: s["types"] as usize,
+        categories: s["categories"] as usize,
+        hot: s["hot"],
+    })
+    .await;
+    let phase = |p: &str| measured.phase(p);
+    println!("## What each phase cost\n");
+    println!(
+        "{}",
+        operations_table(&[
+            ("lone append", &phase("lone append"), 1),
+            ("lone sequence", &phase("lone sequence"), 1),
+            ("append", &phase("append"), events),
+            ("sequence", &phase("sequence"), events),
+            ("poll (per poll)", &phase("poll"), POLLS),
+        ])
+    );
+    let lone = phase("lone append").total().wcu + phase("lone sequence").total().wcu;
+    let batched = phase("append").merged(&phase("sequence"));
+    println!(
+        "A lone event ({} bytes as stored): {lone:.0} WCU to append and sequence. The run: {:.2} WCU per event.\n",
+        measured.lone_item_bytes,
+        batched.total().wcu / events as f64
+    );
+    let target = Target {
+        rate: s["rate"],
+        streams: s["streams"],
+        hot_type_share: s["hot"],
+        hot_category_share: s["hot"],
+        readers: s["readers"],
+        polls_per_second: s["polls"],
+    };
+    let keys = hot_keys(&batched, events, &phase("poll"), POLLS, &target);
+    println!("## The busiest partition keys\n");
+    println!("{}", hot_key_table(&keys, &target));
+    let rounds = phase("sequence")
+        .by_operation
+        .get("TransactWriteItems")
+        .map_or(0, |(n, _)| *n);
+    if rounds > 0 {
+        let per_round = events as f64 / f64::from(rounds);
+        println!(
+            "The sequencer committed {rounds} transactions, {per_round:.1} events each: at {} events/s, {:.0} transactions a second on the one global counter item, each after the one before (about 40 a second at 25 ms a round trip).",
+            target.rate,
+            target.rate / per_round
+        );
+    }
+}

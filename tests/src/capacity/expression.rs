@@ -1,0 +1,112 @@
+//! Just enough of DynamoDB's expression syntax to tell which partition a Query reads and
+//! which attributes an update sets or removes.
+
+use serde_json::Value;
+
+use super::size::scalar;
+
+fn resolve(token: &str, request: &Value) -> String {
+    let token = token.trim();
+    if token.starts_with('#') {
+        request["ExpressionAttributeNames"][token]
+            .as_str()
+            .unwrap_or(token)
+            .to_owned()
+    } else {
+        token.to_owned()
+    }
+}
+
+/// The partition key value of a Query: the first `name = :value` of its key condition.
+pub fn partition_value(request: &Value) -> Option<String> {
+    let condition = request["KeyConditionExpression"].as_str()?;
+    let first = condition.split(" AND ").next()?;
+    let (_, value) = first.split_once('=')?;
+    let value = value.trim().trim_end_matches(')');
+    Some(scalar(&request["ExpressionAttributeValues"][value]))
+}
+
+/// Splits at commas outside parentheses (`if_not_exists(#a, :b)` is one term).
+fn terms(clause: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in clause.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&clause[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&clause[start..]);
+    out.into_iter().map(str::trim).filter(|t| !t.is_empty()).collect()
+}
+
+/// The attributes an `UpdateItem` (or a transaction's `Update`) sets and removes.
+pub fn updated_attributes(action: &Value) -> (Vec<String>, Vec<String>) {
+    let expression = action["UpdateExpression"].as_str().unwrap_or("");
+    let (mut set, mut removed) = (Vec::new(), Vec::new());
+    // Clauses start with a keyword; split the text at each keyword that stands alone.
+    let mut clauses: Vec<(&str, String)> = Vec::new();
+    for word in expression.split_whitespace() {
+        match word {
+            "SET" | "REMOVE" | "ADD" | "DELETE" => clauses.push((word, String::new())),
+            _ => {
+                if let Some((_, text)) = clauses.last_mut() {
+                    text.push(' ');
+                    text.push_str(word);
+                }
+            }
+        }
+    }
+    for (keyword, text) in &clauses {
+        for term in terms(text) {
+            let name = match *keyword {
+                "SET" => term.split('=').next().unwrap_or(""),
+                "REMOVE" => term,
+                _ => term.split_whitespace().next().unwrap_or(""),
+            };
+            let name = resolve(name, action);
+            if *keyword == "REMOVE" {
+                removed.push(name);
+            } else {
+                set.push(name);
+            }
+        }
+    }
+    (set, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_update_names_what_it_sets_and_removes() {
+        let action = json!({
+            "UpdateExpression": "SET #pos = :pos, #b = if_not_exists(#b, :z) REMOVE #u ADD n :one",
+            "ExpressionAttributeNames": {"#pos": "globalPosition", "#b": "globalBucket", "#u": "unsequencedShard"}
+        });
+        assert_eq!(
+            updated_attributes(&action),
+            (
+                vec!["globalPosition".to_owned(), "globalBucket".to_owned(), "n".to_owned()],
+                vec!["unsequencedShard".to_owned()]
+            )
+        );
+    }
+
+    #[test]
+    fn a_query_names_its_partition() {
+        let request = json!({
+            "KeyConditionExpression": "#k = :k AND #p >= :p",
+            "ExpressionAttributeValues": {":k": {"N": "3"}, ":p": {"N": "3001"}}
+        });
+        assert_eq!(partition_value(&request), Some("3".to_owned()));
+    }
+}

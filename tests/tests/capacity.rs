@@ -1,0 +1,62 @@
+//! What the layout costs in capacity units, from the requests on the wire
+//! (`eventstore_tests::capacity`; `make bench` prints the full report with the busiest keys
+//! at a target rate). These figures are today's layout: a change to it changes them here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use eventstore_tests::capacity::{measure, Ledger, Workload, POLLS};
+
+/// (requests, WCU, RCU) per operation.
+fn costs(ledger: &Ledger) -> BTreeMap<String, (u32, f64, f64)> {
+    ledger
+        .by_operation
+        .iter()
+        .map(|(op, (n, u))| (op.clone(), (*n, u.wcu, u.rcu)))
+        .collect()
+}
+
+fn expect(pairs: &[(&str, (u32, f64, f64))]) -> BTreeMap<String, (u32, f64, f64)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[tokio::test]
+async fn a_lone_event_and_a_caught_up_poll_cost_what_the_layout_says() {
+    let measured = measure(Workload {
+        events: 40,
+        bytes: 600,
+        streams: 20,
+        types: 4,
+        categories: 4,
+        hot: 0.5,
+    })
+    .await;
+    assert!(
+        (800..=1024).contains(&measured.lone_item_bytes),
+        "a 1 KB event item, not {}",
+        measured.lone_item_bytes
+    );
+    // `any`: the head (a Query), then the put (1 WCU) and its `Unsequenced` entry (1 WCU).
+    assert_eq!(
+        costs(&measured.phase("lone append")),
+        expect(&[("PutItem", (1, 2.0, 0.0)), ("Query", (1, 0.0, 1.0))])
+    );
+    // The sequencer's round: heads and counters, the stream's events, the type counter,
+    // then one transaction: event, head, global, type and category counters at 2 WCU
+    // each, and the three order indexes' entries and the `Unsequenced` removal at 1.
+    assert_eq!(
+        costs(&measured.phase("lone sequence")),
+        expect(&[
+            ("BatchGetItem", (2, 0.0, 4.0)),
+            ("Query", (1, 0.0, 1.0)),
+            ("TransactWriteItems", (1, 14.0, 0.0)),
+        ])
+    );
+    // A caught-up reader's poll is one Query of the index (eventually consistent), and no
+    // read of the counter item.
+    let polls = POLLS as u32;
+    assert_eq!(
+        costs(&measured.phase("poll")),
+        expect(&[("Query", (polls, 0.0, f64::from(polls) * 0.5))])
+    );
+}
