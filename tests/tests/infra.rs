@@ -396,9 +396,10 @@ fn the_alarms_and_dashboard_watch_the_metrics_the_code_emits() {
 #[test]
 fn the_api_reference_documents_exactly_the_operations_of_the_openapi_spec() {
     let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
-    let openapi: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(format!("{root}/infra/openapi.yaml")).unwrap())
-            .unwrap();
+    let openapi: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(format!("{root}/infra/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
     let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
     let mut declared = std::collections::BTreeSet::new();
     for (path, operations) in openapi["paths"].as_mapping().unwrap() {

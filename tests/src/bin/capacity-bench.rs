@@ -86,7 +86,15 @@ async fn main() {
         readers: s["readers"],
         polls_per_second: s["polls"],
     };
-    let keys = hot_keys(&batched, events, &phase("poll"), POLLS, &target);
+    let run_streams = (s["streams"] as usize).min(events / 2).max(1);
+    let keys = hot_keys(
+        &batched,
+        events,
+        run_streams,
+        &phase("poll"),
+        POLLS,
+        &target,
+    );
     println!("## The busiest partition keys\n");
     println!("{}", hot_key_table(&keys, &target));
     let rounds = phase("sequence")

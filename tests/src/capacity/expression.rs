@@ -42,7 +42,10 @@ fn terms(clause: &str) -> Vec<&str> {
         }
     }
     out.push(&clause[start..]);
-    out.into_iter().map(str::trim).filter(|t| !t.is_empty()).collect()
+    out.into_iter()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// The attributes an `UpdateItem` (or a transaction's `Update`) sets and removes.
@@ -95,7 +98,11 @@ mod tests {
         assert_eq!(
             updated_attributes(&action),
             (
-                vec!["globalPosition".to_owned(), "globalBucket".to_owned(), "n".to_owned()],
+                vec![
+                    "globalPosition".to_owned(),
+                    "globalBucket".to_owned(),
+                    "n".to_owned()
+                ],
                 vec!["unsequencedShard".to_owned()]
             )
         );

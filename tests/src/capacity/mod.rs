@@ -225,7 +225,8 @@ pub fn item_json(
 fn attribute_json(value: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
     use aws_sdk_dynamodb::types::AttributeValue as A;
     // Binary travels base64-encoded; only its length matters here.
-    let b64 = |b: &aws_smithy_types::Blob| Value::from("A".repeat(4 * b.as_ref().len().div_ceil(3)));
+    let b64 =
+        |b: &aws_smithy_types::Blob| Value::from("A".repeat(4 * b.as_ref().len().div_ceil(3)));
     match value {
         A::S(s) => serde_json::json!({ "S": s }),
         A::N(n) => serde_json::json!({ "N": n }),
@@ -289,12 +290,30 @@ fn charge(
             }
         }
         "BatchWriteItem" => {
-            for requests in r["RequestItems"].as_object().into_iter().flat_map(|m| m.values()) {
+            for requests in r["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+            {
                 for request in requests.as_array().into_iter().flatten() {
                     if !request["PutRequest"].is_null() {
-                        out.extend(write("PutItem", &request["PutRequest"], indexes, stored, seen, 1.0));
+                        out.extend(write(
+                            "PutItem",
+                            &request["PutRequest"],
+                            indexes,
+                            stored,
+                            seen,
+                            1.0,
+                        ));
                     } else if !request["DeleteRequest"].is_null() {
-                        out.extend(write("DeleteItem", &request["DeleteRequest"], indexes, stored, seen, 1.0));
+                        out.extend(write(
+                            "DeleteItem",
+                            &request["DeleteRequest"],
+                            indexes,
+                            stored,
+                            seen,
+                            1.0,
+                        ));
                     }
                 }
             }
@@ -303,13 +322,24 @@ fn charge(
             let item = object(&exchange.response["Item"]);
             let pk = r["Key"]["PK"]["S"].as_str().unwrap_or("?");
             let bytes = if item.is_empty() { 0 } else { item_size(&item) };
-            out.push((table_key(pk), Units { wcu: 0.0, rcu: started(bytes, 4096) * read_factor }));
+            out.push((
+                table_key(pk),
+                Units {
+                    wcu: 0.0,
+                    rcu: started(bytes, 4096) * read_factor,
+                },
+            ));
         }
         "BatchGetItem" => {
             // Every key asked for costs at least one unit, found or not.
             for (table, asked) in r["RequestItems"].as_object().into_iter().flatten() {
-                let factor = if asked["ConsistentRead"].as_bool().unwrap_or(false) { 1.0 } else { 0.5 };
-                let found: BTreeMap<(String, String), usize> = exchange.response["Responses"][table]
+                let factor = if asked["ConsistentRead"].as_bool().unwrap_or(false) {
+                    1.0
+                } else {
+                    0.5
+                };
+                let found: BTreeMap<(String, String), usize> = exchange.response["Responses"]
+                    [table]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -319,9 +349,17 @@ fn charge(
                     })
                     .collect();
                 for key in asked["Keys"].as_array().into_iter().flatten() {
-                    let Some(key) = key_of(&object(key)) else { continue };
+                    let Some(key) = key_of(&object(key)) else {
+                        continue;
+                    };
                     let bytes = found.get(&key).copied().unwrap_or(0);
-                    out.push((table_key(&key.0), Units { wcu: 0.0, rcu: started(bytes, 4096) * factor }));
+                    out.push((
+                        table_key(&key.0),
+                        Units {
+                            wcu: 0.0,
+                            rcu: started(bytes, 4096) * factor,
+                        },
+                    ));
                 }
             }
         }
@@ -338,7 +376,13 @@ fn charge(
             } else {
                 expression::partition_value(r).unwrap_or_else(|| "?".to_owned())
             };
-            out.push((PartitionKey { target, value }, Units { wcu: 0.0, rcu: started(bytes, 4096) * read_factor }));
+            out.push((
+                PartitionKey { target, value },
+                Units {
+                    wcu: 0.0,
+                    rcu: started(bytes, 4096) * read_factor,
+                },
+            ));
         }
         _ => {}
     }
@@ -368,11 +412,20 @@ fn write(
     let after = match op {
         "PutItem" => Some(object(&action["Item"])),
         "DeleteItem" => None,
-        _ => stored.get(&key).map(|i| (*i).clone()).or_else(|| before.clone()),
+        _ => stored
+            .get(&key)
+            .map(|i| (*i).clone())
+            .or_else(|| before.clone()),
     };
     let size_of = |item: &Option<BTreeMap<String, Value>>| item.as_ref().map_or(0, item_size);
     let bytes = size_of(&before).max(size_of(&after));
-    let mut out = vec![(table_key(&key.0), Units { wcu: started(bytes, 1024) * factor, rcu: 0.0 })];
+    let mut out = vec![(
+        table_key(&key.0),
+        Units {
+            wcu: started(bytes, 1024) * factor,
+            rcu: 0.0,
+        },
+    )];
     if op == "ConditionCheck" {
         return out;
     }
@@ -382,12 +435,17 @@ fn write(
             set.into_iter().chain(removed).collect()
         }
         // A put or a delete changes every attribute of the item.
-        _ => before.iter().chain(after.iter()).flat_map(|i| i.keys().cloned()).collect(),
+        _ => before
+            .iter()
+            .chain(after.iter())
+            .flat_map(|i| i.keys().cloned())
+            .collect(),
     };
     for index in indexes {
         let keys: Vec<&str> = index.key.iter().map(|(name, _)| name.as_str()).collect();
         let within = |item: &Option<BTreeMap<String, Value>>| {
-            item.as_ref().is_some_and(|i| keys.iter().all(|k| i.contains_key(*k)))
+            item.as_ref()
+                .is_some_and(|i| keys.iter().all(|k| i.contains_key(*k)))
         };
         let entry = |item: &BTreeMap<String, Value>| -> usize {
             if index.projection == "ALL" {
@@ -413,8 +471,14 @@ fn write(
         if let Some(item) = charged {
             let partition = item.get(keys[0]).map_or("?".to_owned(), size::scalar);
             out.push((
-                PartitionKey { target: index.name.clone(), value: partition },
-                Units { wcu: started(entry(item), 1024), rcu: 0.0 },
+                PartitionKey {
+                    target: index.name.clone(),
+                    value: partition,
+                },
+                Units {
+                    wcu: started(entry(item), 1024),
+                    rcu: 0.0,
+                },
             ));
         }
     }

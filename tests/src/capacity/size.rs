@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub fn item_size(item: &BTreeMap<String, Value>) -> usize {
-    item.iter().map(|(name, value)| attribute_size(name, value)).sum()
+    item.iter()
+        .map(|(name, value)| attribute_size(name, value))
+        .sum()
 }
 
 pub fn attribute_size(name: &str, value: &Value) -> usize {
@@ -21,7 +23,11 @@ fn number_size(text: &str) -> usize {
         .chars()
         .filter(char::is_ascii_digit)
         .collect::<String>();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len().max(1);
+    let significant = digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .len()
+        .max(1);
     significant.div_ceil(2) + 1
 }
 
@@ -44,12 +50,18 @@ fn value_size(value: &Value) -> usize {
         "NS" => inner.as_array().map_or(0, |a| {
             a.iter().map(|s| s.as_str().map_or(1, number_size)).sum()
         }),
-        "L" => 3 + inner
-            .as_array()
-            .map_or(0, |a| a.iter().map(|v| 1 + value_size(v)).sum::<usize>()),
-        "M" => 3 + inner.as_object().map_or(0, |m| {
-            m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>()
-        }),
+        "L" => {
+            3 + inner
+                .as_array()
+                .map_or(0, |a| a.iter().map(|v| 1 + value_size(v)).sum::<usize>())
+        }
+        "M" => {
+            3 + inner.as_object().map_or(0, |m| {
+                m.iter()
+                    .map(|(k, v)| 1 + k.len() + value_size(v))
+                    .sum::<usize>()
+            })
+        }
         _ => 0,
     }
 }

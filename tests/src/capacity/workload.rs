@@ -110,7 +110,10 @@ pub async fn measure(w: Workload) -> Measured {
     let stored: Vec<_> = t.all_items().await.iter().map(item_json).collect();
     let lone_item_bytes = stored
         .iter()
-        .find(|i| i.get("PK").and_then(|v| v["S"].as_str()) == Some("STREAM#Lone-1") && i.contains_key("eventId"))
+        .find(|i| {
+            i.get("PK").and_then(|v| v["S"].as_str()) == Some("STREAM#Lone-1")
+                && i.contains_key("eventId")
+        })
         .map_or(0, super::item_size);
     Measured {
         ledgers: Ledger::per_phase(&exchanges, &stored),
