@@ -151,14 +151,6 @@ fn accounts(t: &TestStore) -> Accounts {
     Repository::new(t.store.clone()).with_upcasters(upcasters())
 }
 
-fn ctx() -> CommandContext {
-    CommandContext {
-        correlation_id: None,
-        causation_id: None,
-        idempotency_key: None,
-    }
-}
-
 fn deposit(amount: i64, reference: Option<String>) -> C {
     C::Deposit { amount, reference }
 }
@@ -182,32 +174,42 @@ async fn the_repository_path_costs_a_known_number_of_requests() {
     };
 
     t.requests.take();
-    repo.execute(&id, &open(), &ctx()).await.unwrap();
+    repo.execute(&id, &open(), &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "first command of a new aggregate",
         t.requests.take(),
         &[("Query", 1), ("PutItem", 1)],
     );
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "command, no snapshot yet",
         t.requests.take(),
         &[("Query", 1), ("PutItem", 1)],
     );
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "command that reaches SNAPSHOT_EVERY (stores the snapshot)",
         t.requests.take(),
         &[("Query", 1), ("PutItem", 2)],
     );
     // Right on the snapshot: the one Query read it and event 3, so the write is a put.
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "command right after a snapshot",
         t.requests.take(),
         &[("Query", 1), ("PutItem", 1)],
     );
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "command on a snapshot and a tail",
         t.requests.take(),
@@ -235,7 +237,7 @@ async fn the_repository_path_costs_a_known_number_of_requests() {
     // With an idempotency key, a look for an earlier attempt among the stream's last ids.
     let keyed = CommandContext {
         idempotency_key: Some("k-1".into()),
-        ..ctx()
+        ..CommandContext::default()
     };
     repo.execute(&id, &deposit(1, None), &keyed).await.unwrap();
     check(
@@ -249,7 +251,9 @@ async fn the_repository_path_costs_a_known_number_of_requests() {
         amount: 1,
         reference: None,
     }];
-    repo.save(&id, 6, &decided, &ctx()).await.unwrap();
+    repo.save(&id, 6, &decided, &CommandContext::default())
+        .await
+        .unwrap();
     check(
         "save at a caller's version",
         t.requests.take(),

@@ -17,14 +17,6 @@ fn accounts(t: &TestStore) -> Accounts {
     Repository::new(t.store.clone()).with_upcasters(upcasters())
 }
 
-fn ctx() -> CommandContext {
-    CommandContext {
-        correlation_id: None,
-        causation_id: None,
-        idempotency_key: None,
-    }
-}
-
 fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
@@ -42,12 +34,17 @@ async fn save_checks_a_version_it_did_not_read_and_never_leaves_a_gap() {
         owner: "ada".into(),
         initial_deposit: 1,
     };
-    repo.execute(&id, &open, &ctx()).await.unwrap();
+    repo.execute(&id, &open, &CommandContext::default())
+        .await
+        .unwrap();
     let deposit = [AccountEvent::MoneyDeposited {
         amount: 1,
         reference: None,
     }];
-    let err = repo.save(&id, 10, &deposit, &ctx()).await.unwrap_err();
+    let err = repo
+        .save(&id, 10, &deposit, &CommandContext::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -77,8 +74,12 @@ async fn a_broken_snapshot_or_a_stray_copy_does_not_block_the_aggregate() {
         owner: "ada".into(),
         initial_deposit: 1,
     };
-    repo.execute(&id, &open, &ctx()).await.unwrap();
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &open, &CommandContext::default())
+        .await
+        .unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     let stream = Accounts::stream_id(&id).unwrap();
     use aws_sdk_dynamodb::types::AttributeValue as V;
     // What the previous release also wrote: a copy between the versions. Loads and event
@@ -129,7 +130,9 @@ async fn a_broken_snapshot_or_a_stray_copy_does_not_block_the_aggregate() {
         ),
         (2, None, 2, 2)
     );
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -142,11 +145,13 @@ async fn snapshots_stored_under_the_old_key_still_serve_loads() {
         owner: "ada".into(),
         initial_deposit: 0,
     };
-    repo.execute(&id, &open, &ctx()).await.unwrap();
+    repo.execute(&id, &open, &CommandContext::default())
+        .await
+        .unwrap();
     // Events of 200 KB (versions 2 to 7): the stream's last 1 MB holds five of them.
     for _ in 0..6 {
         let reference = Some("r".repeat(200 * 1024));
-        repo.execute(&id, &deposit(1, reference), &ctx())
+        repo.execute(&id, &deposit(1, reference), &CommandContext::default())
             .await
             .unwrap();
     }
@@ -243,7 +248,9 @@ async fn snapshots_stored_under_the_old_key_still_serve_loads() {
 
     // The next snapshot is stored under the new key, and a newer one wins.
     let repo = accounts(&t).with_snapshot_every(4);
-    repo.execute(&id, &deposit(1, None), &ctx()).await.unwrap();
+    repo.execute(&id, &deposit(1, None), &CommandContext::default())
+        .await
+        .unwrap();
     t.requests.take();
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!((loaded.snapshot_version, loaded.events_read), (Some(8), 0));
