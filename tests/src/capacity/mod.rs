@@ -12,6 +12,9 @@
 //!
 //! moto reports no capacity of its own (a constant, and nothing for transactions), so the
 //! units are computed here from the items themselves, following AWS's documented rules.
+//! Only answered requests are charged: DynamoDB also charges a conditional write whose
+//! condition fails, and a cancelled transaction, which this does not count (the report's
+//! runs have one writer per stream and one sequencer, so they lose no races).
 
 mod expression;
 mod report;
