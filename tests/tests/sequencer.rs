@@ -262,3 +262,66 @@ async fn concurrent_writers_on_many_streams_end_dense_and_in_stream_order() {
     assert_eq!(positions.len(), 6 * 5 * (1 + 2 + 3));
     assert_dense_and_in_stream_order(&positions);
 }
+
+#[tokio::test]
+async fn records_carrying_their_events_are_sequenced_without_reading_the_stream_and_a_record_of_nothing_is_ignored(
+) {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    append(&t, &a, &["Opened", "Deposited"]).await;
+    // Records as DynamoDB Streams sends them: the new image is the item as inserted.
+    let images: Vec<_> = t
+        .raw_items(&a)
+        .await
+        .iter()
+        .map(eventstore_tests::capacity::item_json)
+        .collect();
+    let records: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let version = image["version"]["N"].as_str().unwrap().parse().unwrap();
+            let mut r = record(&a, version, 10 + i as u64);
+            r["dynamodb"]["NewImage"] = json!(image);
+            r
+        })
+        .collect();
+    assert_eq!(records.len(), 2);
+    // On the store's own client, so that its requests are counted.
+    let sequencer = Sequencer::new(t.store.log().clone());
+    t.requests.take();
+    let response = sequencer.handle(batch(records)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        t.requests.take(),
+        [("BatchGetItem", 1), ("TransactWriteItems", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        "heads and every counter in one read, then the commit: no Query of the stream"
+    );
+    assert_eq!(
+        t.positions().await,
+        vec![
+            (a.as_str().to_owned(), 1, Some(1)),
+            (a.as_str().to_owned(), 2, Some(2))
+        ]
+    );
+    assert_eq!(t.counter("COUNTER#TYPE#Deposited").await, 1);
+
+    // A record of an event nobody stored, image and all: its round loses (the event's
+    // condition fails), the next reads the stream, finds nothing, and nothing moves.
+    let ghost = stream("Account");
+    let mut image = images[0].clone();
+    image.insert("PK".into(), json!({"S": format!("STREAM#{ghost}")}));
+    image.insert("streamId".into(), json!({"S": ghost.as_str()}));
+    let mut r = record(&ghost, 1, 99);
+    r["dynamodb"]["NewImage"] = json!(image);
+    let response = sequencer.handle(batch(vec![r])).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(t.counter("COUNTER#ALL").await, 2);
+    assert!(
+        t.raw_items(&ghost).await.is_empty(),
+        "nothing written for it"
+    );
+}

@@ -40,7 +40,7 @@ pub use schema::{
     create_events_table, create_key_value_table, events_table_shape, key_value_table_key,
     IndexShape, TableShape,
 };
-pub use sequencer::{SequenceReport, Sequencer, StreamHint, SweepReport};
+pub use sequencer::{Images, SequenceReport, Sequencer, StreamHint, SweepReport};
 pub use trigger::{DynamoPublisher, ProjectorTrigger, PublisherTrigger};
 
 pub use aws_sdk_dynamodb::Client;

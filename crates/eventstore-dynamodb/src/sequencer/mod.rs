@@ -15,7 +15,7 @@
 //! position conditioned on having none. A racing sequencer makes one of the two transactions
 //! fail as a whole, and the loser re-reads and goes again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use eventstore_core::{StoreError, StreamId, Timestamp};
@@ -29,6 +29,7 @@ mod repair;
 mod round;
 mod sweep;
 
+pub(crate) use planner::Unsequenced;
 use round::Round;
 
 /// Streams handled per round: their heads and category counters, plus the global counter,
@@ -51,6 +52,40 @@ pub struct StreamHint {
 }
 
 /// What a call to [`Sequencer::sequence`] did.
+/// What a batch's stream records say of the events they announce (their new images), per
+/// stream and version: as much as sequencing needs, so that a round need not read again
+/// events its records already carry.
+#[derive(Debug, Default, Clone)]
+pub struct Images(HashMap<StreamId, BTreeMap<u64, Unsequenced>>);
+
+impl Images {
+    pub(crate) fn add(&mut self, stream: StreamId, event: Unsequenced) {
+        self.0
+            .entry(stream)
+            .or_default()
+            .insert(event.version, event);
+    }
+
+    fn of(&self, stream: &StreamId) -> impl Iterator<Item = &Unsequenced> {
+        self.0.get(stream).into_iter().flat_map(BTreeMap::values)
+    }
+
+    /// The events from `head + 1` to the hint's version, if the images hold every one of
+    /// them (at most a transaction's worth); `None` if any is missing.
+    fn after(&self, hint: &StreamHint, head: u64) -> Option<Vec<Unsequenced>> {
+        let last = hint
+            .version
+            .min(head.saturating_add(round::MAX_EVENTS_FROM_IMAGES));
+        let events: Vec<Unsequenced> = self
+            .0
+            .get(&hint.stream)?
+            .range(head.saturating_add(1)..=last)
+            .map(|(_, e)| e.clone())
+            .collect();
+        (events.len() as u64 == last.saturating_sub(head) && !events.is_empty()).then_some(events)
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceReport {
     /// Events given a position by this call.
@@ -97,6 +132,16 @@ impl Sequencer {
     /// of it is unsequenced when it is read). Safe to call with stale, repeated or
     /// reordered hints, and from several processes at once.
     pub async fn sequence(&self, hints: &[StreamHint]) -> Result<SequenceReport, StoreError> {
+        self.sequence_with(hints, &Images::default()).await
+    }
+
+    /// [`Sequencer::sequence`], with what the stream records said of the events they
+    /// announce: a stream whose images reach from its head to its hint is not read again.
+    pub async fn sequence_with(
+        &self,
+        hints: &[StreamHint],
+        images: &Images,
+    ) -> Result<SequenceReport, StoreError> {
         // One hint per stream, in first-seen order, with its highest version.
         let mut slots: HashMap<&StreamId, usize> = HashMap::new();
         let mut pending: Vec<StreamHint> = Vec::new();
@@ -117,7 +162,7 @@ impl Sequencer {
             // A span per round: an X-Ray subsegment holding the round's DynamoDB calls.
             let span = tracing::info_span!("sequencer.round", streams = chunk);
             match self
-                .round(&pending[..chunk], &mut behind)
+                .round(&pending[..chunk], &mut behind, images, lost_in_a_row == 0)
                 .instrument(span)
                 .await?
             {

@@ -25,12 +25,29 @@ impl Budget {
 
 /// An event read after its stream's head, as much of it as sequencing needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Unsequenced {
+pub(crate) struct Unsequenced {
     pub version: u64,
     pub event_type: String,
     /// An upper estimate of the item's size, for the transaction's size limit.
     pub bytes: usize,
     pub created_at: String,
+}
+
+impl Unsequenced {
+    /// What sequencing needs of an event item, read from the table or from the new image
+    /// of its stream record.
+    pub(crate) fn of(item: crate::item::EventItem) -> Self {
+        Self {
+            version: item.version,
+            bytes: item.data.len()
+                + item.metadata.len()
+                + 2 * item.stream_id.len()
+                + item.event_type.len()
+                + 512,
+            event_type: item.event_type,
+            created_at: item.created_at,
+        }
+    }
 }
 
 /// A stream as a round found it: its category, its head (the last version sequenced), and

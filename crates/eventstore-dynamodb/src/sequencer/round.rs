@@ -9,7 +9,7 @@ use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
 
 use super::planner::{self, Budget, Counter, Found, Unsequenced, MAX_TRANSACTION_ACTIONS};
-use super::{Sequencer, StreamHint};
+use super::{Images, Sequencer, StreamHint};
 use crate::io::{
     batch_get_consistent, counter_value, key, n, number, text, transact_conditionally, Item,
 };
@@ -19,6 +19,10 @@ use crate::log::Attributes;
 
 /// Consistent Queries in flight at once while a round reads its streams.
 const QUERY_CONCURRENCY: usize = 8;
+/// Keys one BatchGetItem takes.
+const MAX_BATCH_GET_KEYS: usize = 100;
+/// Most events a stream's images stand in for in one round: what one transaction takes.
+pub(super) const MAX_EVENTS_FROM_IMAGES: u64 = MAX_TRANSACTION_ACTIONS as u64;
 
 /// How a round ended.
 pub(super) enum Round {
@@ -64,10 +68,18 @@ fn head_value(item: Option<&Item>) -> Result<u64, StoreError> {
 impl Sequencer {
     /// One read-plan-commit round over `chunk`; adds to `behind` the streams it found with
     /// unsequenced events.
+    ///
+    /// With `trust`, a stream whose records' new images hold every event from its head to
+    /// its hint is not read again: the images are the events (the steady state, where a
+    /// round is one `BatchGetItem` and one `TransactWriteItems`). Without it (after a lost
+    /// round, which is also what a record naming no stored event causes), every stream is
+    /// read with a Query.
     pub(super) async fn round(
         &self,
         chunk: &[StreamHint],
         behind: &mut HashSet<StreamId>,
+        images: &Images,
+        trust: bool,
     ) -> Result<Round, StoreError> {
         let mut wanted = vec![global_key()];
         wanted.extend(chunk.iter().map(|h| head_key(&h.stream)));
@@ -77,6 +89,18 @@ impl Sequencer {
             ));
             if !wanted.contains(&key) {
                 wanted.push(key);
+            }
+        }
+        // The type counters the images name, read now rather than in a second request,
+        // as far as one BatchGetItem's 100 keys go.
+        if trust {
+            for hint in chunk {
+                for event in images.of(&hint.stream) {
+                    let key = counter_key(&Counter::Type(event.event_type.clone()));
+                    if wanted.len() < MAX_BATCH_GET_KEYS && !wanted.contains(&key) {
+                        wanted.push(key);
+                    }
+                }
             }
         }
         let mut items = self.batch_get(&wanted).await?;
@@ -95,11 +119,12 @@ impl Sequencer {
         let read: Vec<(usize, u64, Result<Vec<Unsequenced>, StoreError>)> =
             futures::stream::iter(to_read)
                 .map(|(slot, head)| async move {
-                    (
-                        slot,
-                        head,
-                        self.unsequenced(&chunk[slot].stream, head).await,
-                    )
+                    let hint = &chunk[slot];
+                    let events = match images.after(hint, head).filter(|_| trust) {
+                        Some(events) => Ok(events),
+                        None => self.unsequenced(&hint.stream, head).await,
+                    };
+                    (slot, head, events)
                 })
                 .buffered(QUERY_CONCURRENCY)
                 .collect()
@@ -142,6 +167,7 @@ impl Sequencer {
             .iter()
             .filter(|c| matches!(c, Counter::Type(_)))
             .map(counter_key)
+            .filter(|key| !wanted.contains(key))
             .collect();
         items.extend(self.batch_get(&type_keys).await?);
         let mut values = BTreeMap::new();
@@ -225,16 +251,7 @@ impl Sequencer {
                         first - 1 + events.len() as u64
                     )));
                 }
-                events.push(Unsequenced {
-                    version: item.version,
-                    bytes: item.data.len()
-                        + item.metadata.len()
-                        + 2 * item.stream_id.len()
-                        + item.event_type.len()
-                        + 512,
-                    event_type: item.event_type,
-                    created_at: item.created_at,
-                });
+                events.push(Unsequenced::of(item));
             }
             match page.last_key {
                 Some(key) if events.len() < MAX_TRANSACTION_ACTIONS => start = Some(key),

@@ -8,9 +8,10 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use eventstore_core::{StoreError, StreamId};
 
 use super::{retry_batch, LocalEventSource, StreamConsumer};
+use crate::item::EventItem;
 use crate::keys;
 use crate::metrics::{self, Metrics};
-use crate::sequencer::{Sequencer, StreamHint};
+use crate::sequencer::{Images, Sequencer, StreamHint, Unsequenced};
 
 /// The Lambda event filter the sequencer's event source applies: inserts under `VERSION#`
 /// keys, that is event items and, rarely, snapshot copies (once per snapshot; their records
@@ -57,7 +58,8 @@ impl Sequencer {
     /// hint at. On failure the whole batch is retried ([`retry_batch`]).
     pub async fn handle(&self, event: Event) -> Result<DynamoDbEventResponse, StoreError> {
         let hints: Vec<StreamHint> = event.records.iter().filter_map(hint_of).collect();
-        match self.sequence(&hints).await {
+        let images = images_of(&event.records);
+        match self.sequence_with(&hints, &images).await {
             Ok(report) => {
                 let mut metrics = Metrics::new();
                 metrics
@@ -98,6 +100,24 @@ impl Sequencer {
     pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
         LocalEventSource::for_table(self.log(), EVENT_INSERTS_FILTER).await
     }
+}
+
+/// What the records' new images say of the events they announce. A record whose image is
+/// missing or not an event item adds nothing: its stream is read with a Query.
+pub fn images_of(records: &[EventRecord]) -> Images {
+    let mut images = Images::default();
+    for record in records {
+        let Some(hint) = hint_of(record) else {
+            continue;
+        };
+        let image = record.change.new_image.clone();
+        if let Ok(item) = serde_dynamo::from_item::<_, EventItem>(image) {
+            if item.version == hint.version {
+                images.add(hint.stream, Unsequenced::of(item));
+            }
+        }
+    }
+    images
 }
 
 /// The stream and version an event item's stream record names; `None` for other items.
