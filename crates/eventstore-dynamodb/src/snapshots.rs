@@ -58,6 +58,21 @@ fn decode(item: Item) -> Result<Snapshot, StoreError> {
     })
 }
 
+/// What a load reads of its one Query: the snapshot item's attributes, and what folding
+/// needs of the events ([`STATE_ATTRIBUTES`]).
+const LATEST_ATTRIBUTES: [&str; 8] = [
+    STATE_ATTRIBUTES[0],
+    STATE_ATTRIBUTES[1],
+    STATE_ATTRIBUTES[2],
+    STATE_ATTRIBUTES[3],
+    STATE_ATTRIBUTES[4],
+    keys::PK,
+    keys::SNAPSHOT_STATE,
+    keys::CREATED_AT,
+];
+// LATEST_ATTRIBUTES names every one of them.
+const _: () = assert!(STATE_ATTRIBUTES.len() == 5);
+
 impl DynamoEventLog {
     /// The snapshot item where versions before the stream-tail key kept it.
     async fn legacy_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
@@ -103,10 +118,7 @@ impl SnapshotStore for DynamoEventLog {
                 true,
             )
             .limit(i32::try_from(within.saturating_add(1)).unwrap_or(i32::MAX));
-        // The snapshot's attributes and what folding needs of the events.
-        let mut attributes = STATE_ATTRIBUTES.to_vec();
-        attributes.extend([keys::PK, keys::SNAPSHOT_STATE, keys::CREATED_AT]);
-        let out = project(query, &attributes)
+        let out = project(query, &LATEST_ATTRIBUTES)
             .send()
             .await
             .map_err(|e| from_sdk("Query", e))?;

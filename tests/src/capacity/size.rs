@@ -76,6 +76,35 @@ pub fn scalar(value: &Value) -> String {
         .to_owned()
 }
 
+/// An SDK item as DynamoDB's JSON, as it travels on the wire.
+pub fn item_json(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> BTreeMap<String, Value> {
+    item.iter()
+        .map(|(name, value)| (name.clone(), attribute_json(value)))
+        .collect()
+}
+
+fn attribute_json(value: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    // Binary travels base64-encoded; only its length matters here.
+    let b64 =
+        |b: &aws_smithy_types::Blob| Value::from("A".repeat(4 * b.as_ref().len().div_ceil(3)));
+    match value {
+        A::S(s) => serde_json::json!({ "S": s }),
+        A::N(n) => serde_json::json!({ "N": n }),
+        A::B(b) => serde_json::json!({ "B": b64(b) }),
+        A::Bool(b) => serde_json::json!({ "BOOL": b }),
+        A::Null(n) => serde_json::json!({ "NULL": n }),
+        A::Ss(v) => serde_json::json!({ "SS": v }),
+        A::Ns(v) => serde_json::json!({ "NS": v }),
+        A::Bs(v) => serde_json::json!({ "BS": v.iter().map(b64).collect::<Vec<_>>() }),
+        A::L(v) => serde_json::json!({ "L": v.iter().map(attribute_json).collect::<Vec<_>>() }),
+        A::M(m) => serde_json::json!({ "M": item_json(m) }),
+        _ => Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use super::{replace_answer, send_nothing};
 /// Turns the successful answer to every `every`-th write (PutItem, TransactWriteItems) into
@@ -44,9 +43,7 @@ impl Intercept for LoseWriteAnswers {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         use std::sync::atomic::Ordering;
-        let write = cfg
-            .load::<Metadata>()
-            .is_some_and(|m| matches!(m.name(), "PutItem" | "TransactWriteItems"));
+        let write = matches!(super::operation(cfg), "PutItem" | "TransactWriteItems");
         let first_attempt = cfg
             .load::<aws_smithy_runtime_api::client::retries::RequestAttempts>()
             .is_some_and(|a| a.attempts() == 1);
@@ -118,9 +115,7 @@ impl Intercept for CancelTransactions {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         use std::sync::atomic::Ordering;
-        let transaction = cfg
-            .load::<Metadata>()
-            .is_some_and(|m| m.name() == "TransactWriteItems");
+        let transaction = super::operation(cfg) == "TransactWriteItems";
         if !transaction {
             return Ok(());
         }

@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use eventstore_dynamodb::keys;
 
 /// Makes the `GlobalOrder` index lag while switched on: every Query of it answers no
@@ -55,7 +54,7 @@ impl Intercept for LaggingIndex {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         use std::sync::atomic::Ordering;
-        let query = cfg.load::<Metadata>().is_some_and(|m| m.name() == "Query");
+        let query = super::operation(cfg) == "Query";
         if !query || !self.lagging.load(Ordering::SeqCst) {
             return Ok(());
         }

@@ -3,7 +3,6 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use super::{replace_answer, send_nothing};
 /// Enforces DynamoDB's limits on `TransactWriteItems` that moto does not: at most
@@ -150,9 +149,7 @@ impl Intercept for DynamoDbLimits {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let transaction = cfg
-            .load::<Metadata>()
-            .is_some_and(|m| m.name() == "TransactWriteItems");
+        let transaction = super::operation(cfg) == "TransactWriteItems";
         if !transaction {
             return Ok(());
         }

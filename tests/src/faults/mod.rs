@@ -22,6 +22,11 @@ pub use answers::{CancelTransactions, LoseWriteAnswers};
 pub use index::LaggingIndex;
 pub use limits::DynamoDbLimits;
 pub use throttle::ThrottleQueries;
+/// The DynamoDB operation an attempt is for (`PutItem`, `Query`, ...); empty if unknown.
+pub(crate) fn operation(cfg: &ConfigBag) -> &str {
+    cfg.load::<Metadata>().map_or("", |m| m.name())
+}
+
 /// Marks an attempt whose request was not sent: the answer to give instead.
 #[derive(Debug, Clone)]
 struct Replaced(u16, String);
@@ -89,9 +94,7 @@ impl Intercept for RequestCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = cfg
-            .load::<Metadata>()
-            .map_or("unknown".to_owned(), |m| m.name().to_owned());
+        let operation = operation(cfg).to_owned();
         *self.0.lock().unwrap().entry(operation).or_default() += 1;
         Ok(())
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use super::{replace_answer, send_nothing};
 
@@ -45,7 +44,7 @@ impl Intercept for ThrottleQueries {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let query = cfg.load::<Metadata>().is_some_and(|m| m.name() == "Query");
+        let query = super::operation(cfg) == "Query";
         if query && self.on.load(Ordering::SeqCst) {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
