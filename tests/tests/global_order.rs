@@ -94,23 +94,34 @@ async fn all_types_and_categories_page_through_next_without_skipping() {
     assert_eq!(a.json["events"][0]["data"], json!(3));
     assert_eq!(a.json["events"][0]["metadata"], json!({}));
 
-    // By type: one a page, following next.
+    // By type: one a page, following next. `next` passes over the other types' positions
+    // the read has seen: after Placed at 1, positions 2 and 3 are not Placed.
     let a = call(&api, request("GET", "/types/Placed/events?limit=1", None)).await;
-    assert_eq!(summary(&a.json), (vec![ev("Order-1", 1, "Placed", 1)], 2));
+    assert_eq!(summary(&a.json), (vec![ev("Order-1", 1, "Placed", 1)], 4));
     let a = call(
         &api,
-        request("GET", "/types/Placed/events?from=2&limit=1", None),
+        request("GET", "/types/Placed/events?from=4&limit=1", None),
     )
     .await;
-    assert_eq!(summary(&a.json), (vec![ev("Order-2", 1, "Placed", 4)], 5));
+    // The last Placed: the read goes on to the end of the log looking for another.
+    assert_eq!(summary(&a.json), (vec![ev("Order-2", 1, "Placed", 4)], 7));
     let a = call(
         &api,
         request("GET", "/types/Placed/events?from=5&limit=1", None),
     )
     .await;
-    assert_eq!(summary(&a.json), (vec![], 5));
+    assert_eq!(summary(&a.json), (vec![], 7));
+    // A type with no events moves to the end of the log, so its reader does not read the
+    // same positions again.
     let a = call(&api, request("GET", "/types/Nothing/events", None)).await;
-    assert_eq!(summary(&a.json), (vec![], 1));
+    assert_eq!(summary(&a.json), (vec![], 7));
+    // From an earlier position the same events come back (`next` is only a checkpoint).
+    let a = call(
+        &api,
+        request("GET", "/types/Placed/events?from=2&limit=1", None),
+    )
+    .await;
+    assert_eq!(summary(&a.json), (vec![ev("Order-2", 1, "Placed", 4)], 7));
 
     // By category, from the middle.
     let a = call(&api, request("GET", "/categories/Cart/events", None)).await;
@@ -118,7 +129,7 @@ async fn all_types_and_categories_page_through_next_without_skipping() {
         summary(&a.json),
         (
             vec![ev("Cart-1", 1, "Added", 3), ev("Cart-1", 2, "Removed", 5)],
-            6
+            7
         )
     );
     let a = call(
@@ -130,12 +141,12 @@ async fn all_types_and_categories_page_through_next_without_skipping() {
         summary(&a.json),
         (
             vec![ev("Order-1", 2, "Paid", 2), ev("Order-2", 1, "Placed", 4)],
-            5
+            6
         )
     );
     let a = call(
         &api,
-        request("GET", "/categories/Order/events?from=5", None),
+        request("GET", "/categories/Order/events?from=6", None),
     )
     .await;
     assert_eq!(summary(&a.json), (vec![ev("Order-1", 3, "Shipped", 6)], 7));
@@ -191,4 +202,75 @@ async fn a_reader_following_next_sees_every_event_once_while_appends_and_sequenc
     }
     writer.await.unwrap();
     assert_eq!(seen, (1..=40).collect::<Vec<u64>>());
+}
+
+/// An event item as the sequencer leaves it, written straight into the table: how a test
+/// makes `GlobalOrder` show a position while an earlier one is still missing, as a lagging
+/// index (or a sequencer between two writes) does.
+async fn put_sequenced(t: &TestStore, stream: &str, event_type: &str, position: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let category = stream.split('-').next().unwrap();
+    t.client
+        .put_item()
+        .table_name(&t.table)
+        .item("PK", S(format!("STREAM#{stream}")))
+        .item("SK", S("VERSION#00000000000000000001".into()))
+        .item("eventId", S(uuid::Uuid::now_v7().to_string()))
+        .item("streamId", S(stream.into()))
+        .item("category", S(category.into()))
+        .item("eventType", S(event_type.into()))
+        .item("version", N("1".into()))
+        .item("schemaVersion", N("1".into()))
+        .item("data", S("{}".into()))
+        .item("metadata", S("{}".into()))
+        .item("createdAt", S("2026-11-26T06:00:00.000Z".into()))
+        .item("globalPosition", N(position.to_string()))
+        .item("globalBucket", N((position / 1000).to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_type_read_stops_at_a_hole_in_any_type_and_passes_it_once_filled() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    put_sequenced(&t, "Order-1", "Placed", 1).await;
+    put_sequenced(&t, "Cart-1", "Added", 2).await;
+    // Position 3 is not shown yet; 4 is a Placed.
+    put_sequenced(&t, "Order-2", "Placed", 4).await;
+    let placed = call(&api, request("GET", "/types/Placed/events", None)).await;
+    assert_eq!(
+        summary(&placed.json),
+        (vec![ev("Order-1", 1, "Placed", 1)], 3)
+    );
+    let orders = call(
+        &api,
+        request("GET", "/categories/Order/events?from=2", None),
+    )
+    .await;
+    assert_eq!(summary(&orders.json), (vec![], 3));
+    // Position 3 turns out to be an Added: the Placed at 4 follows.
+    put_sequenced(&t, "Cart-2", "Added", 3).await;
+    let placed = call(&api, request("GET", "/types/Placed/events?from=3", None)).await;
+    assert_eq!(
+        summary(&placed.json),
+        (vec![ev("Order-2", 1, "Placed", 4)], 5)
+    );
+}
+
+#[tokio::test]
+async fn a_type_read_passes_from_one_full_bucket_to_the_next() {
+    let t = TestStore::new().await;
+    let api = app(&t, Mount::All);
+    // Bucket 0 holds positions 1 to 999: full from 995, it hands on to bucket 1.
+    for (i, position) in (995..=1001).enumerate() {
+        let event_type = if position == 1001 { "Placed" } else { "Added" };
+        put_sequenced(&t, &format!("Cart-{i}"), event_type, position).await;
+    }
+    let placed = call(&api, request("GET", "/types/Placed/events?from=995", None)).await;
+    assert_eq!(
+        summary(&placed.json),
+        (vec![ev("Cart-6", 1, "Placed", 1001)], 1002)
+    );
 }

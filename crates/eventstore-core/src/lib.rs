@@ -35,9 +35,7 @@ mod version;
 pub use error::{StoreError, ValidationError};
 pub use event::{AppendBatch, EventData, Metadata, NewEvent, RecordedEvent, Timestamp};
 pub use names::{Category, EventType, StreamId};
-pub use port::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, StreamTail, WriteConflict,
-};
+pub use port::{EventLog, GlobalFilter, IndexEnd, IndexPage, LogPage, StreamTail, WriteConflict};
 pub use store::{
     AppendOutcome, Direction, EventStore, GlobalPage, StreamInfo, StreamPage, StreamRead,
     INDEX_LAG_WAITS, MAX_READ_WAIT, READ_WAIT_POLL,

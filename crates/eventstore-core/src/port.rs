@@ -50,21 +50,34 @@ pub struct LogPage {
     pub more: bool,
 }
 
-/// An event as a global-order index shows it, with its number in that index's dense
-/// sequence: the global position for [`GlobalFilter::All`], the event's number among the
-/// events of its type or category otherwise. Dense numbering is what lets a reader see
-/// that the index has not shown an event yet.
+/// A stretch of the global order, from a read's `from`, as the index shows it now.
+///
+/// Positions are dense (every position up to the last handed out holds exactly one
+/// event), so a read can tell a position the index does not show yet from one that does not
+/// exist: the stretch is the run of positions the index shows without a gap, and a reader
+/// that continues from `next` never skips an event, whatever it filters on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IndexedEvent {
-    pub sequence: u64,
-    pub event: RecordedEvent,
+pub struct IndexPage {
+    /// The events of the filter in the stretch, in position order.
+    pub events: Vec<RecordedEvent>,
+    /// The first position not covered: every position from `from` below it was shown,
+    /// and is either in `events` or not of the filter.
+    pub next: u64,
+    /// Why the stretch ends at `next`.
+    pub end: IndexEnd,
 }
 
-/// A page of a global-order index, and whether the index holds more.
-#[derive(Debug, Clone, Default)]
-pub struct IndexPage {
-    pub entries: Vec<IndexedEvent>,
-    pub more: bool,
+/// Why a stretch of the global order ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexEnd {
+    /// The page is full (its limit of events or bytes, or the positions one read may pass
+    /// over); more can be read at once from `next`.
+    Full,
+    /// The index shows a position after `next` but not `next` itself: it lags, and shows
+    /// `next` soon.
+    Hole,
+    /// The index shows nothing at `next` or after.
+    End,
 }
 
 /// What the event store needs from a database. Implemented by the DynamoDB adapter and by
@@ -128,9 +141,11 @@ pub trait EventLog: Send + Sync {
         }
     }
 
-    /// Up to `limit` events of `filter` with a global position of `from` or more, in
-    /// position order, as its index shows them now. Indexes lag, so the page may have holes;
-    /// the store hands out only the part it can prove has none.
+    /// The events of `filter` from global position `from`, in position order, up to the
+    /// first position the global-order index does not show: at most `limit` events, at
+    /// least one (if there is one) even when it is over `max_bytes`, and no more once
+    /// `max_bytes` of payload are gathered. Indexes lag, so the stretch may end at a hole;
+    /// see [`IndexPage`].
     fn read_index(
         &self,
         filter: &GlobalFilter,
@@ -138,14 +153,6 @@ pub trait EventLog: Send + Sync {
         limit: usize,
         max_bytes: usize,
     ) -> impl Future<Output = Result<IndexPage, StoreError>> + Send;
-
-    /// The index sequence of the last event of `filter` before global position `before`, as
-    /// its index shows it now; 0 when it shows none.
-    fn sequence_before(
-        &self,
-        filter: &GlobalFilter,
-        before: u64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The last global position handed out, read consistently; 0 when none is.
     fn last_position(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;

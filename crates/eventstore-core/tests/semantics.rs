@@ -4,7 +4,7 @@
 use eventstore_core::memory::InMemoryLog;
 use eventstore_core::{
     AppendBatch, Category, EventData, EventLog, EventStore, EventType, ExpectedVersion,
-    GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StoreError, StreamId,
+    GlobalFilter, IndexEnd, IndexPage, LogPage, NewEvent, RecordedEvent, StoreError, StreamId,
     StreamTail, Timestamp, WriteConflict,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,35 +105,40 @@ impl EventLog for LaggingIndex {
         limit: usize,
         _: usize,
     ) -> Result<IndexPage, StoreError> {
-        // Sequences are numbered over the whole log, hidden events included, as the
-        // sequencer numbers them before the index shows them.
-        let entries: Vec<IndexedEvent> = self
-            .log
-            .iter()
-            .filter(|e| filter.matches(e))
-            .zip(1u64..)
-            .filter(|(e, _)| e.global_position.unwrap() >= from && self.shown(e))
-            .map(|(e, sequence)| IndexedEvent {
-                sequence,
-                event: e.clone(),
-            })
-            .collect();
         self.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(IndexPage {
-            more: entries.len() > limit,
-            entries: entries.into_iter().take(limit).collect(),
-        })
-    }
-    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
-        Ok(self
+        let mut events = Vec::new();
+        let mut next = from;
+        for e in self
             .log
             .iter()
-            .filter(|e| filter.matches(e))
-            .zip(1u64..)
-            .filter(|(e, _)| e.global_position.unwrap() < before && self.shown(e))
-            .map(|(_, sequence)| sequence)
-            .last()
-            .unwrap_or(0))
+            .filter(|e| e.global_position.unwrap() >= from)
+        {
+            if !self.shown(e) {
+                // A hole is visible only if the index shows something after it.
+                let after = self
+                    .log
+                    .iter()
+                    .any(|later| later.global_position > e.global_position && self.shown(later));
+                let end = if after { IndexEnd::Hole } else { IndexEnd::End };
+                return Ok(IndexPage { events, next, end });
+            }
+            if filter.matches(e) {
+                if events.len() == limit {
+                    return Ok(IndexPage {
+                        events,
+                        next,
+                        end: IndexEnd::Full,
+                    });
+                }
+                events.push(e.clone());
+            }
+            next = e.global_position.unwrap() + 1;
+        }
+        Ok(IndexPage {
+            events,
+            next,
+            end: IndexEnd::End,
+        })
     }
     async fn last_position(&self) -> Result<u64, StoreError> {
         Ok(self.log.len() as u64)
@@ -172,21 +177,32 @@ async fn a_global_page_stops_before_the_first_position_the_index_does_not_show()
 }
 
 #[tokio::test]
-async fn type_and_category_pages_stop_before_a_hidden_event_of_their_own() {
+async fn type_and_category_pages_stop_before_any_hidden_position_and_pass_over_the_others() {
     let store = EventStore::new(LaggingIndex::new(history(), &[3]));
     let x = GlobalFilter::EventType(EventType::parse("X", "t").unwrap());
-    // X events are at 1, 3 and 4; the index shows 1 and 4, numbered 1 and 3.
+    // X events are at 1, 3 and 4; the index shows every position but 3. Position 2 (a Y)
+    // is passed over, and the page stops at the hole.
     let page = store.read_global(&x, None, 100).await.unwrap();
-    assert_eq!((positions(&page.events), page.next), (vec![1], 2));
-    let page = store.read_global(&x, Some(2), 100).await.unwrap();
-    assert_eq!((positions(&page.events), page.next), (vec![], 2));
-    // Category B is 3 and 4: its first event is hidden, so nothing may be returned.
+    assert_eq!((positions(&page.events), page.next), (vec![1], 3));
+    let page = store.read_global(&x, Some(3), 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![], 3));
+    // Category B is 3 and 4: its first event is hidden, so nothing may be returned, and
+    // `next` moves over what A had before the hole.
     let b = GlobalFilter::Category(Category::parse("B", "c").unwrap());
     let page = store.read_global(&b, Some(1), 100).await.unwrap();
-    assert_eq!((positions(&page.events), page.next), (vec![], 1));
-    // A hole in another type does not hold Y back.
+    assert_eq!((positions(&page.events), page.next), (vec![], 3));
+    // A hole holds back every filter, since the hidden position could be of any type: Y
+    // gets position 2, not 5.
     let y = GlobalFilter::EventType(EventType::parse("Y", "t").unwrap());
     let page = store.read_global(&y, None, 100).await.unwrap();
+    assert_eq!((positions(&page.events), page.next), (vec![2], 3));
+    // Once shown, the rest follows.
+    let mut log = LaggingIndex::new(history(), &[3]);
+    log.reveal_after = Some(1);
+    let page = EventStore::new(log)
+        .read_global(&y, None, 100)
+        .await
+        .unwrap();
     assert_eq!((positions(&page.events), page.next), (vec![2, 5], 6));
 }
 
@@ -254,8 +270,9 @@ async fn global_pages_chain_through_next_with_limits() {
         .iter()
         .map(|e| e.global_position.unwrap())
         .collect();
-    assert_eq!((positions, page.next), (vec![1, 3], 4));
-    let page = store.read_global(&a, Some(4), 2).await.unwrap();
+    // `next` passes over position 4 (a C), which the read saw before it found the page full.
+    assert_eq!((positions, page.next), (vec![1, 3], 5));
+    let page = store.read_global(&a, Some(5), 2).await.unwrap();
     let positions: Vec<_> = page
         .events
         .iter()

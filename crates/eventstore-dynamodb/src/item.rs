@@ -1,8 +1,8 @@
 //! The event item: how a [`RecordedEvent`] is laid out as DynamoDB attributes.
 
 use eventstore_core::{
-    EventData, EventType, GlobalFilter, IndexedEvent, Metadata, NewEvent, RecordedEvent,
-    StateEvent, StoreError, StreamId, Timestamp,
+    EventData, EventType, Metadata, NewEvent, RecordedEvent, StateEvent, StoreError, StreamId,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -130,26 +130,6 @@ pub(crate) fn decode_state(item: Item) -> Result<StateEvent, StoreError> {
 
 pub(crate) fn decode(item: Item) -> Result<RecordedEvent, StoreError> {
     decode_item(parse(item)?)
-}
-
-/// An event read from one of the global-order indexes, with its number in that index.
-pub(crate) fn decode_indexed(
-    item: Item,
-    filter: &GlobalFilter,
-) -> Result<IndexedEvent, StoreError> {
-    let item = parse(item)?;
-    let sequence = match filter {
-        GlobalFilter::All => item.global_position,
-        GlobalFilter::EventType(_) => item.type_sequence,
-        GlobalFilter::Category(_) => item.category_sequence,
-    }
-    .ok_or_else(|| {
-        StoreError::corrupt(format!("indexed event {} without its sequence", item.sk))
-    })?;
-    Ok(IndexedEvent {
-        sequence,
-        event: decode_item(item)?,
-    })
 }
 
 pub(crate) fn parse(item: Item) -> Result<EventItem, StoreError> {

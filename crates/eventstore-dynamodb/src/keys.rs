@@ -15,14 +15,14 @@
 //! The sequencer writes `sequencedVersion` on stream heads, `last` on counters, and on each
 //! event `globalPosition`, `globalBucket`, `typeSequence` and `categorySequence`.
 //!
-//! Three sparse indexes serve the global order. An event enters them only when the
-//! sequencer gives it a position, since their sort key is `globalPosition`:
+//! One sparse index serves the global order: an event enters it only when the sequencer
+//! gives it a position, since its sort key is `globalPosition`. Type and category reads
+//! walk it too, passing over the other events: an index keyed by type or category would
+//! put every event of a busy one on one partition key.
 //!
 //! | index | partition key | sort key |
 //! |-------|---------------|----------|
 //! | `GlobalOrder` | `globalBucket` (`globalPosition / 1000`) | `globalPosition` |
-//! | `TypeOrder` | `eventType` | `globalPosition` |
-//! | `CategoryOrder` | `category` | `globalPosition` |
 //!
 //! Checkpoints table items (`CHECKPOINTS_TABLE`):
 //!
@@ -77,8 +77,6 @@ pub fn unsequenced_shard(event_id: &uuid::Uuid) -> u8 {
 }
 
 pub const GLOBAL_ORDER_INDEX: &str = "GlobalOrder";
-pub const TYPE_ORDER_INDEX: &str = "TypeOrder";
-pub const CATEGORY_ORDER_INDEX: &str = "CategoryOrder";
 
 /// The sort key of stream heads. It sorts before every `VERSION#` key, so the version
 /// range queries never meet it.

@@ -54,36 +54,32 @@ pub fn events_table_shape() -> TableShape {
             (keys::SK, "S"),
             (keys::GLOBAL_BUCKET, "N"),
             (keys::GLOBAL_POSITION, "N"),
-            (keys::EVENT_TYPE, "S"),
-            (keys::CATEGORY, "S"),
             (keys::UNSEQUENCED_SHARD, "N"),
             (keys::CREATED_AT, "S"),
         ]),
         key: pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")]),
-        // Projection ALL: a page is one Query, with no GetItem per event. The price is that
-        // each index stores a full copy of every event (see the cost table in docs/limits.md).
-        indexes: [
-            (keys::GLOBAL_ORDER_INDEX, keys::GLOBAL_BUCKET),
-            (keys::TYPE_ORDER_INDEX, keys::EVENT_TYPE),
-            (keys::CATEGORY_ORDER_INDEX, keys::CATEGORY),
-        ]
-        .into_iter()
-        .map(|(name, partition)| IndexShape {
-            name: name.to_owned(),
-            key: pairs(&[(partition, "HASH"), (keys::GLOBAL_POSITION, "RANGE")]),
-            projection: "ALL".to_owned(),
-        })
-        // Sparse: only events not yet sequenced that end an append are in it, and only
-        // their keys, for the sweep (see `keys::UNSEQUENCED_SHARD`).
-        .chain([IndexShape {
-            name: keys::UNSEQUENCED_INDEX.to_owned(),
-            key: pairs(&[
-                (keys::UNSEQUENCED_SHARD, "HASH"),
-                (keys::CREATED_AT, "RANGE"),
-            ]),
-            projection: "KEYS_ONLY".to_owned(),
-        }])
-        .collect(),
+        // One index serves every global-order read: `$all` and, passing over the other
+        // events, each type and category (an index per type or category would put every
+        // event of a busy one on a single partition key). Projection ALL: a page is one
+        // Query, with no GetItem per event; a 1 KB event's entry costs 1 WCU either way.
+        indexes: [(keys::GLOBAL_ORDER_INDEX, keys::GLOBAL_BUCKET)]
+            .into_iter()
+            .map(|(name, partition)| IndexShape {
+                name: name.to_owned(),
+                key: pairs(&[(partition, "HASH"), (keys::GLOBAL_POSITION, "RANGE")]),
+                projection: "ALL".to_owned(),
+            })
+            // Sparse: only events not yet sequenced that end an append are in it, and only
+            // their keys, for the sweep (see `keys::UNSEQUENCED_SHARD`).
+            .chain([IndexShape {
+                name: keys::UNSEQUENCED_INDEX.to_owned(),
+                key: pairs(&[
+                    (keys::UNSEQUENCED_SHARD, "HASH"),
+                    (keys::CREATED_AT, "RANGE"),
+                ]),
+                projection: "KEYS_ONLY".to_owned(),
+            }])
+            .collect(),
         billing_mode: "PAY_PER_REQUEST".to_owned(),
         // The sequencer and projections read new images from the table's stream.
         stream_view_type: "NEW_IMAGE".to_owned(),

@@ -14,7 +14,7 @@ pub use projections::InMemoryProjections;
 use crate::port::LogPage;
 use crate::snapshot::{Snapshot, SnapshotStore, SnapshotWrite};
 use crate::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, NewEvent, RecordedEvent, StoreError, StreamId,
+    EventLog, GlobalFilter, IndexEnd, IndexPage, NewEvent, RecordedEvent, StoreError, StreamId,
     StreamTail, Timestamp, WriteConflict,
 };
 
@@ -168,37 +168,37 @@ impl EventLog for InMemoryLog {
         limit: usize,
         max_bytes: usize,
     ) -> Result<IndexPage, StoreError> {
+        // Every event has its position from the start, so the stretch ends at the limit or
+        // at the end of the log, never at a hole.
         let state = self.lock()?;
-        let mut entries = Vec::new();
+        let mut events: Vec<RecordedEvent> = Vec::new();
         let mut bytes = 0;
-        let mut more = false;
-        let matching = state.global.iter().filter(|e| filter.matches(e));
-        for (event, sequence) in matching.zip(1u64..) {
-            if event.global_position.unwrap_or(0) < from {
+        let mut next = from;
+        for event in state.global.iter() {
+            let position = event.global_position.unwrap_or(0);
+            if position < from {
                 continue;
             }
-            if entries.len() == limit
-                || (bytes + event.payload_bytes() > max_bytes && !entries.is_empty())
-            {
-                more = true;
-                break;
+            if filter.matches(event) {
+                if events.len() == limit
+                    || (bytes + event.payload_bytes() > max_bytes && !events.is_empty())
+                {
+                    return Ok(IndexPage {
+                        events,
+                        next,
+                        end: IndexEnd::Full,
+                    });
+                }
+                bytes += event.payload_bytes();
+                events.push(event.clone());
             }
-            bytes += event.payload_bytes();
-            entries.push(IndexedEvent {
-                sequence,
-                event: event.clone(),
-            });
+            next = position + 1;
         }
-        Ok(IndexPage { entries, more })
-    }
-
-    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
-        let state = self.lock()?;
-        Ok(state
-            .global
-            .iter()
-            .filter(|e| e.global_position.unwrap_or(0) < before && filter.matches(e))
-            .count() as u64)
+        Ok(IndexPage {
+            events,
+            next,
+            end: IndexEnd::End,
+        })
     }
 
     async fn last_position(&self) -> Result<u64, StoreError> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{validate_from, validate_limit, EventStore};
 use crate::limits::MAX_READ_PAGE_BYTES;
-use crate::{EventLog, GlobalFilter, RecordedEvent, StoreError};
+use crate::{EventLog, GlobalFilter, IndexEnd, RecordedEvent, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalPage {
@@ -17,11 +17,12 @@ pub struct GlobalPage {
 impl<L: EventLog> EventStore<L> {
     /// A page of the global order, restricted by `filter`, from position `from`.
     ///
-    /// Indexes are eventually consistent: one may show position 12 before 11. Every index
-    /// numbers its events densely (positions for `$all`; per type and per category
-    /// sequences otherwise), so a hole is visible, and a page ends before the first one. A
-    /// reader that follows `next` therefore never skips an event. When the page comes up
-    /// short because the index lags, the read waits a little (at most
+    /// The global-order index is eventually consistent: it may show position 12 before 11.
+    /// Positions are dense, so a hole is visible, and a page ends before the first one,
+    /// whatever the filter: a reader that follows `next` never skips an event. `next` moves
+    /// over the positions of other types and categories too, so a filtered reader's
+    /// checkpoint keeps up with the log even when none of its events come. When the page
+    /// comes up short because the index lags, the read waits a little (at most
     /// [`INDEX_LAG_WAITS`] in all) for it to catch up, then returns what is safe.
     pub async fn read_global(
         &self,
@@ -32,19 +33,9 @@ impl<L: EventLog> EventStore<L> {
         validate_limit(limit)?;
         let from = from.unwrap_or(1);
         validate_from(from)?;
-        let mut events = Vec::new();
+        let mut events: Vec<RecordedEvent> = Vec::new();
         let mut next = from;
         let mut bytes = 0usize;
-        // The index sequence the next event must carry. For a type or category it is one
-        // past the last event of that index before `from`.
-        let mut expected = match filter {
-            GlobalFilter::All => from,
-            _ => self
-                .log
-                .sequence_before(filter, from)
-                .await?
-                .saturating_add(1),
-        };
         let mut waits = INDEX_LAG_WAITS.iter();
         loop {
             let page = self
@@ -56,39 +47,35 @@ impl<L: EventLog> EventStore<L> {
                     MAX_READ_PAGE_BYTES.saturating_sub(bytes),
                 )
                 .await?;
-            let shown = page.entries.len();
-            let mut hole = false;
-            for entry in page.entries {
-                if entry.sequence != expected {
-                    hole = true;
-                    break;
-                }
-                let size = entry.event.payload_bytes();
-                if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
-                    return Ok(GlobalPage { events, next });
-                }
-                let position = entry.event.global_position.ok_or_else(|| {
+            if page.next < next {
+                return Err(StoreError::corrupt("a global-order read went backwards"));
+            }
+            for event in page.events {
+                let position = event.global_position.ok_or_else(|| {
                     StoreError::corrupt("an indexed event without a global position")
                 })?;
+                let size = event.payload_bytes();
+                if bytes + size > MAX_READ_PAGE_BYTES && !events.is_empty() {
+                    return Ok(GlobalPage {
+                        events,
+                        next: position,
+                    });
+                }
                 bytes += size;
-                next = position.saturating_add(1);
-                expected = expected.saturating_add(1);
-                events.push(entry.event);
+                events.push(event);
             }
-            if events.len() == limit || (page.more && !hole && shown > 0) {
+            next = page.next;
+            if events.len() >= limit || page.end == IndexEnd::Full {
                 return Ok(GlobalPage { events, next });
             }
             // The page is short. It is the true end unless the index hides something: a
-            // hole, or, for `$all`, positions the counter has handed out but the index does
-            // not show yet. (A type or category has no cheap end marker; its reader simply
-            // reads again from `next`, which is safe.) An empty page does not ask the
-            // counter: a caught-up reader polls often and would read the sequencer's hottest
-            // item on every poll, for nothing but latency, since reading again from `next`
-            // never skips. The counter is asked only when the page brought events.
-            let lagging = hole
-                || (*filter == GlobalFilter::All
-                    && !events.is_empty()
-                    && next <= self.log.last_position().await?);
+            // hole, or positions the counter has handed out but the index does not show yet.
+            // An empty page does not ask the counter: a caught-up reader polls often and
+            // would read the sequencer's hottest item on every poll, for nothing but
+            // latency, since reading again from `next` never skips. The counter is asked
+            // only when the page brought events.
+            let lagging = page.end == IndexEnd::Hole
+                || (!events.is_empty() && next <= self.log.last_position().await?);
             match waits.next() {
                 Some(wait) if lagging => tokio::time::sleep(*wait).await,
                 _ => return Ok(GlobalPage { events, next }),
@@ -121,27 +108,35 @@ impl<L: EventLog> EventStore<L> {
         wait: Duration,
     ) -> Result<GlobalPage, StoreError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_READ_WAIT);
-        let start = from.unwrap_or(1);
+        let mut from = from;
         loop {
             let page = self.read_global(filter, from, limit).await?;
             if !page.events.is_empty() {
                 return Ok(page);
             }
-            // Nothing yet: probe cheaply until the index shows something at `start`.
+            // Nothing yet: probe cheaply until the index shows something. Each probe starts
+            // where the last one stopped, so a reader waiting for a rare type passes over
+            // the other events once, not on every probe.
+            let mut start = page.next;
             loop {
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
-                    return Ok(page);
+                    return Ok(GlobalPage {
+                        events: Vec::new(),
+                        next: start,
+                    });
                 }
                 tokio::time::sleep(READ_WAIT_POLL.min(deadline - now)).await;
                 let probe = self
                     .log
                     .read_index(filter, start, 1, MAX_READ_PAGE_BYTES)
                     .await?;
-                if !probe.entries.is_empty() {
+                if !probe.events.is_empty() {
                     break;
                 }
+                start = start.max(probe.next);
             }
+            from = Some(start);
         }
     }
 }

@@ -4,14 +4,14 @@
 use aws_sdk_dynamodb::Client;
 use eventstore_core::limits::MAX_EVENTS_PER_APPEND;
 use eventstore_core::{
-    EventLog, GlobalFilter, IndexPage, IndexedEvent, LogPage, NewEvent, RecordedEvent, StateEvent,
+    EventLog, GlobalFilter, IndexEnd, IndexPage, LogPage, NewEvent, RecordedEvent, StateEvent,
     StatePage, StoreError, StreamId, StreamTail, Timestamp, WriteConflict,
 };
 use uuid::Uuid;
 
 use crate::error::from_sdk;
-use crate::io::{counter_value, get_consistent};
-use crate::item::{decode, decode_indexed, decode_state};
+use crate::io::{counter_value, get_consistent, number, text, Item};
+use crate::item::{decode, decode_state};
 use crate::keys;
 use crate::schema::create_events_table;
 
@@ -19,7 +19,24 @@ mod query;
 mod write;
 
 pub(crate) use query::{project, Attributes};
-use query::{IndexKey, PositionBound};
+
+/// Index entries a type or category read asks for per Query: it passes over the events of
+/// other types, so it reads the index in large pages (DynamoDB also stops a page at 1 MB).
+const FILTERED_QUERY_ITEMS: usize = 1000;
+/// Positions one read of the global order may pass over before it returns what it has,
+/// with `next` after them: bounds the time and read units of a type or category read that
+/// finds few of its events, as an API request must be.
+const MAX_POSITIONS_PER_READ: usize = 10_000;
+
+/// Whether an item of `GlobalOrder` is an event of `filter`, from its attributes alone (the
+/// category is stored on every event).
+fn of_filter(item: &Item, filter: &GlobalFilter) -> bool {
+    match filter {
+        GlobalFilter::All => true,
+        GlobalFilter::EventType(t) => text(item, keys::EVENT_TYPE) == Some(t.as_str()),
+        GlobalFilter::Category(c) => text(item, keys::CATEGORY) == Some(c.as_str()),
+    }
+}
 
 /// The events table, seen through the core's [`EventLog`] port.
 #[derive(Debug, Clone)]
@@ -164,69 +181,75 @@ impl EventLog for DynamoEventLog {
         limit: usize,
         max_bytes: usize,
     ) -> Result<IndexPage, StoreError> {
-        let mut entries: Vec<IndexedEvent> = Vec::new();
+        // Every read walks `GlobalOrder`, bucket by bucket, position by position: positions
+        // are dense, so the first one missing is a hole, whatever the filter. A type or
+        // category read keeps the events of its filter and passes over the others.
+        let mut events: Vec<RecordedEvent> = Vec::new();
         let mut bytes = 0usize;
-        let mut index = IndexKey::of(filter, from);
+        let mut next = from;
+        let mut passed = 0usize;
+        let mut bucket = keys::global_bucket(from);
         let mut start = None;
         loop {
-            // One more than asked tells whether a further page exists.
-            let want = limit + 1 - entries.len();
-            let page = self
-                .query_index(&index, PositionBound::AtLeast(from), want, start.take())
-                .await?;
-            let mut last_position = None;
+            let want = match filter {
+                // One more than asked tells whether a further page exists.
+                GlobalFilter::All => limit + 1 - events.len(),
+                _ => FILTERED_QUERY_ITEMS,
+            };
+            let page = self.query_bucket(bucket, next, want, start.take()).await?;
             for item in page.items {
-                let entry = decode_indexed(item, filter)?;
-                let size = entry.event.payload_bytes();
-                if entries.len() == limit || (bytes + size > max_bytes && !entries.is_empty()) {
+                let position = number(&item, keys::GLOBAL_POSITION)
+                    .ok_or_else(|| StoreError::corrupt("an indexed event without a position"))?;
+                if position != next {
+                    let end = if position > next {
+                        IndexEnd::Hole
+                    } else {
+                        return Err(StoreError::corrupt(format!(
+                            "GlobalOrder shows position {position} where {next} was expected"
+                        )));
+                    };
+                    return Ok(IndexPage { events, next, end });
+                }
+                if of_filter(&item, filter) {
+                    let event = decode(item)?;
+                    let size = event.payload_bytes();
+                    if events.len() == limit || (bytes + size > max_bytes && !events.is_empty()) {
+                        return Ok(IndexPage {
+                            events,
+                            next,
+                            end: IndexEnd::Full,
+                        });
+                    }
+                    bytes += size;
+                    events.push(event);
+                }
+                next = position.saturating_add(1);
+                passed += 1;
+                if passed >= MAX_POSITIONS_PER_READ {
                     return Ok(IndexPage {
-                        entries,
-                        more: true,
+                        events,
+                        next,
+                        end: IndexEnd::Full,
                     });
                 }
-                last_position = entry.event.global_position;
-                bytes += size;
-                entries.push(entry);
             }
             match page.last_key {
                 Some(key) => start = Some(key),
-                // A bucket of `$all` is exhausted. Only if it was full up to its last
-                // position can the next bucket continue the sequence without a gap.
-                None if matches!(index, IndexKey::Bucket(_))
-                    && last_position.is_some()
-                    && last_position == index.last_position_of_bucket() =>
+                // A bucket is exhausted. Only if it was full up to its last position can
+                // the next bucket continue the sequence without a gap.
+                None if keys::last_position_of_bucket(bucket)
+                    .is_some_and(|last| next == last.saturating_add(1)) =>
                 {
-                    index = index.next_bucket();
+                    bucket = bucket.saturating_add(1);
                 }
                 None => {
                     return Ok(IndexPage {
-                        entries,
-                        more: false,
+                        events,
+                        next,
+                        end: IndexEnd::End,
                     })
                 }
             }
-        }
-    }
-
-    async fn sequence_before(&self, filter: &GlobalFilter, before: u64) -> Result<u64, StoreError> {
-        // `$all` is numbered by position itself.
-        if *filter == GlobalFilter::All {
-            return Ok(before.saturating_sub(1));
-        }
-        if before <= 1 {
-            return Ok(0);
-        }
-        let page = self
-            .query_index(
-                &IndexKey::of(filter, before),
-                PositionBound::Below(before),
-                1,
-                None,
-            )
-            .await?;
-        match page.items.into_iter().next() {
-            Some(item) => Ok(decode_indexed(item, filter)?.sequence),
-            None => Ok(0),
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
-use eventstore_core::{GlobalFilter, StoreError, StreamId};
+use eventstore_core::{StoreError, StreamId};
 use uuid::Uuid;
 
 use super::DynamoEventLog;
@@ -93,31 +93,25 @@ impl DynamoEventLog {
         })
     }
 
-    /// One page of a Query over a global-order index (eventually consistent: GSIs offer
-    /// nothing else).
-    pub(super) async fn query_index(
+    /// One page of a Query over bucket `bucket` of `GlobalOrder`, from position `from`
+    /// (eventually consistent: GSIs offer nothing else).
+    pub(super) async fn query_bucket(
         &self,
-        index: &IndexKey,
-        bound: PositionBound,
+        bucket: u64,
+        from: u64,
         limit: usize,
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<QueryPage, StoreError> {
-        let (name, partition, value) = index.parts();
-        let (condition, position, forward) = match bound {
-            PositionBound::AtLeast(p) => ("#k = :k AND #p >= :p", p, true),
-            PositionBound::Below(p) => ("#k = :k AND #p < :p", p, false),
-        };
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(name)
-            .key_condition_expression(condition)
-            .expression_attribute_names("#k", partition)
+            .index_name(keys::GLOBAL_ORDER_INDEX)
+            .key_condition_expression("#k = :k AND #p >= :p")
+            .expression_attribute_names("#k", keys::GLOBAL_BUCKET)
             .expression_attribute_names("#p", keys::GLOBAL_POSITION)
-            .expression_attribute_values(":k", value)
-            .expression_attribute_values(":p", AttributeValue::N(position.to_string()))
-            .scan_index_forward(forward)
+            .expression_attribute_values(":k", AttributeValue::N(bucket.to_string()))
+            .expression_attribute_values(":p", AttributeValue::N(from.to_string()))
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
@@ -196,67 +190,6 @@ impl DynamoEventLog {
                 Some(key) if found.len() < count => start = Some(key),
                 _ => return Ok(found),
             }
-        }
-    }
-}
-
-/// Which index, and which partition of it, a global-order read queries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum IndexKey {
-    /// A bucket of `GlobalOrder`.
-    Bucket(u64),
-    EventType(String),
-    Category(String),
-}
-
-/// The range of positions a Query over an index asks for.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum PositionBound {
-    AtLeast(u64),
-    /// Newest first, below the position.
-    Below(u64),
-}
-
-impl IndexKey {
-    pub(super) fn of(filter: &GlobalFilter, position: u64) -> Self {
-        match filter {
-            GlobalFilter::All => Self::Bucket(keys::global_bucket(position)),
-            GlobalFilter::EventType(t) => Self::EventType(t.as_str().to_owned()),
-            GlobalFilter::Category(c) => Self::Category(c.as_str().to_owned()),
-        }
-    }
-
-    fn parts(&self) -> (&'static str, &'static str, AttributeValue) {
-        match self {
-            Self::Bucket(b) => (
-                keys::GLOBAL_ORDER_INDEX,
-                keys::GLOBAL_BUCKET,
-                AttributeValue::N(b.to_string()),
-            ),
-            Self::EventType(t) => (
-                keys::TYPE_ORDER_INDEX,
-                keys::EVENT_TYPE,
-                AttributeValue::S(t.clone()),
-            ),
-            Self::Category(c) => (
-                keys::CATEGORY_ORDER_INDEX,
-                keys::CATEGORY,
-                AttributeValue::S(c.clone()),
-            ),
-        }
-    }
-
-    pub(super) fn last_position_of_bucket(&self) -> Option<u64> {
-        match self {
-            Self::Bucket(b) => keys::last_position_of_bucket(*b),
-            _ => None,
-        }
-    }
-
-    pub(super) fn next_bucket(&self) -> Self {
-        match self {
-            Self::Bucket(b) => Self::Bucket(b.saturating_add(1)),
-            other => other.clone(),
         }
     }
 }
