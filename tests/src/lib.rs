@@ -24,8 +24,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub mod capacity;
 mod faults;
 pub use faults::{
-    CancelTransactions, DynamoDbLimits, LaggingIndex, LoseWriteAnswers, RequestCounter,
-    ThrottleQueries,
+    CancelTransactions, DynamoDbLimits, LaggingIndex, LoseWriteAnswers, RequestCounter, Throttle,
 };
 
 /// A batch of the counter item's stream records, as Lambda delivers them to the projector:

@@ -13,7 +13,7 @@ use eventstore_dynamodb::{keys, Client, DynamoEventLog, Sequencer, StreamHint};
 use eventstore_http::Mount;
 use eventstore_tests::http::{app, call, request};
 use eventstore_tests::{
-    events, sdk_config, stream, CancelTransactions, LoseWriteAnswers, TestStore,
+    events, sdk_config, stream, CancelTransactions, LoseWriteAnswers, TestStore, Throttle,
 };
 
 const TWO_EVENTS: &str = r#"{"expectedVersion":"no_stream","events":[{"eventType":"A","data":1},{"eventType":"A","data":2}]}"#;
@@ -74,17 +74,21 @@ async fn the_sequencer_backs_off_when_throttled_and_reports_unavailable_if_it_pe
         version: 3,
     }];
 
-    let fault = CancelTransactions::always("ThrottlingError");
+    // The sequencer's writes: its claim on the counter and the positions it hands out.
+    let fault = Throttle::of(&["UpdateItem"]);
+    fault.start();
     let throttled = TestStore::with_fault(fault.clone()).await;
     let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table));
     let err = sequencer.sequence(&hint).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    // The claim, tried three times by the SDK: nothing was written after it.
+    assert_eq!(fault.throttled(), 3);
     assert_eq!(
         t.positions().await.iter().filter(|p| p.2.is_some()).count(),
         0
     );
 
-    fault.recover();
+    fault.stop();
     let report = sequencer.sequence(&hint).await.unwrap();
     assert_eq!(report.events, 3);
     let positions: Vec<Option<u64>> = t.positions().await.into_iter().map(|p| p.2).collect();
@@ -262,7 +266,8 @@ async fn a_retried_command_with_an_idempotency_key_is_applied_once() {
 async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     let t = TestStore::new().await;
     let api = app(&t, Mount::All);
-    let fault = CancelTransactions::always("ThrottlingError");
+    let fault = Throttle::of(&["UpdateItem"]);
+    fault.start();
     let throttled = TestStore::with_fault(fault.clone()).await;
     let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table));
     let mut source = sequencer.local_source().await.unwrap();
@@ -286,7 +291,7 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
         assert_eq!(a.status, 201, "{}", a.text);
     }
     drain(&mut source, &sequencer).await;
-    assert!(fault.cancelled() > 0);
+    assert!(fault.throttled() > 0);
     assert!(
         t.positions().await.iter().all(|p| p.2.is_none()),
         "nothing sequenced while throttled"
@@ -294,7 +299,7 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     // One index entry per append, for its last event.
     assert_eq!(unsequenced_entries(&t).await, 3);
 
-    fault.recover();
+    fault.stop();
     // Appends younger than the sweep's age are left to the stream path.
     let young = sequencer
         .sweep(std::time::Duration::from_secs(600))

@@ -125,7 +125,7 @@ async fn wait_is_0_to_25_seconds_on_the_global_type_and_category_reads() {
 /// `Retry-After`, not a 500 and not a hang past the wait.
 #[tokio::test]
 async fn a_throttled_wait_answers_503_with_retry_after() {
-    let throttle = eventstore_tests::ThrottleQueries::default();
+    let throttle = eventstore_tests::Throttle::of(&["Query"]);
     let t = TestStore::with_fault(throttle.clone()).await;
     let api = app(&t, Mount::All);
     throttle.start();

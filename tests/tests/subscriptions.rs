@@ -67,7 +67,7 @@ async fn a_subscription_reads_history_then_follows_and_its_checkpoint_is_the_api
 /// error reaches the app, nothing is skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_rides_out_throttled_reads() {
-    let throttle = eventstore_tests::ThrottleQueries::default();
+    let throttle = eventstore_tests::Throttle::of(&["Query"]);
     let t = TestStore::with_fault(throttle.clone()).await;
     let projector = t.projector(Vec::new()).await;
     t.append_sequenced(stream("Account").as_str(), vec![event("Opened", "{}")])

@@ -323,8 +323,6 @@ async fn check_reads_the_tables_and_says_what_is_wrong() {
             "ok   events table: {table} is ACTIVE
 ok   events stream: enabled, NEW_IMAGE
 ok   index GlobalOrder: ACTIVE
-ok   index TypeOrder: ACTIVE
-ok   index CategoryOrder: ACTIVE
 ok   index Unsequenced: ACTIVE
 {protection}
 {pitr}
@@ -345,7 +343,7 @@ ok   unsequenced appends: none older than 60 s
             "FAIL projections table: no-such-table is missing or not ACTIVE: check PROJECTIONS_TABLE and CHECKPOINTS_TABLE",
         )
     );
-    assert_eq!(stderr, "eventstore: 3 of 11 checks failed\n");
+    assert_eq!(stderr, "eventstore: 3 of 9 checks failed\n");
 
     // As the template deploys it: nothing wrong.
     t.client

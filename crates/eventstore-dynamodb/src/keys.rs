@@ -56,6 +56,9 @@ pub const CATEGORY_SEQUENCE: &str = "categorySequence";
 pub const SEQUENCED_VERSION: &str = "sequencedVersion";
 /// On a counter: the last number handed out.
 pub const COUNTER_LAST: &str = "last";
+/// On the global counter: the claim that handed out the last positions, as JSON (see
+/// `sequencer::claim`).
+pub const COUNTER_CLAIM: &str = "claim";
 
 /// Set on the last event of every append until the sequencer gives that event its position
 /// (it removes the attribute in the same update): the partition key of the sparse

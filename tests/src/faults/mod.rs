@@ -21,7 +21,7 @@ mod throttle;
 pub use answers::{CancelTransactions, LoseWriteAnswers};
 pub use index::LaggingIndex;
 pub use limits::DynamoDbLimits;
-pub use throttle::ThrottleQueries;
+pub use throttle::Throttle;
 /// The DynamoDB operation an attempt is for (`PutItem`, `Query`, ...); empty if unknown.
 pub(crate) fn operation(cfg: &ConfigBag) -> &str {
     cfg.load::<Metadata>().map_or("", |m| m.name())

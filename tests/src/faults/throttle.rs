@@ -1,5 +1,5 @@
-//! Reads DynamoDB refuses with `ProvisionedThroughputExceededException`, as it does for a
-//! hot partition or a table over its capacity (moto never throttles).
+//! Requests DynamoDB refuses with `ProvisionedThroughputExceededException`, as it does for
+//! a hot partition or a table over its capacity (moto never throttles).
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -8,14 +8,35 @@ use aws_smithy_runtime_api::box_error::BoxError;
 
 use super::{replace_answer, send_nothing};
 
-/// While on, every `Query` is answered with a throttling error (the SDK's retries included).
-#[derive(Debug, Clone, Default)]
-pub struct ThrottleQueries {
+/// While on, every request for one of its operations is answered with a throttling error
+/// (the SDK's retries included), and sends nothing.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    operations: &'static [&'static str],
+    /// Requests of its operations still let through before it throttles.
+    spared: Arc<AtomicU32>,
     on: Arc<AtomicBool>,
     throttled: Arc<AtomicU32>,
 }
 
-impl ThrottleQueries {
+impl Throttle {
+    /// Throttles `operations` (`Query`, `UpdateItem`, ...) once started.
+    pub fn of(operations: &'static [&'static str]) -> Self {
+        Self {
+            operations,
+            spared: Arc::default(),
+            on: Arc::default(),
+            throttled: Arc::default(),
+        }
+    }
+
+    /// Once started, lets the next `n` requests through first: a process that stops part
+    /// way through what it writes.
+    pub fn after(self, n: u32) -> Self {
+        self.spared.store(n, Ordering::SeqCst);
+        self
+    }
+
     pub fn start(&self) {
         self.on.store(true, Ordering::SeqCst);
     }
@@ -25,15 +46,15 @@ impl ThrottleQueries {
         self.on.store(false, Ordering::SeqCst);
     }
 
-    /// How many Query attempts were refused so far.
+    /// How many attempts were refused so far.
     pub fn throttled(&self) -> u32 {
         self.throttled.load(Ordering::SeqCst)
     }
 }
 
-impl Intercept for ThrottleQueries {
+impl Intercept for Throttle {
     fn name(&self) -> &'static str {
-        "ThrottleQueries"
+        "Throttle"
     }
 
     fn modify_before_transmit(
@@ -44,8 +65,14 @@ impl Intercept for ThrottleQueries {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let query = super::operation(cfg) == "Query";
-        if query && self.on.load(Ordering::SeqCst) {
+        let ours = self.operations.contains(&super::operation(cfg));
+        let spared = ours
+            && self.on.load(Ordering::SeqCst)
+            && self
+                .spared
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if ours && !spared && self.on.load(Ordering::SeqCst) {
             self.throttled.fetch_add(1, Ordering::SeqCst);
             let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
             send_nothing(context, cfg, 400, body.to_owned());

@@ -6,16 +6,21 @@
 //! is only a hint that a stream has events up to some version. The truth is in the table:
 //!
 //! * each stream's head item (`STREAM#<id>`, `HEAD`) holds the last version sequenced;
-//! * the counter item (`COUNTER#ALL`) holds the last position handed out, and one counter
-//!   per event type and per category holds the last number of that dense sub-sequence.
+//! * the counter item (`COUNTER#ALL`) holds the last position handed out, and the claim
+//!   that handed out the last positions: which events they went to.
 //!
-//! A round reads the heads and counters consistently, reads each hinted stream's events after
-//! its head with a consistent Query, and commits in one `TransactWriteItems`: every counter
-//! and head advances conditioned on the value it was read at, and every event gets its
-//! position conditioned on having none. A racing sequencer makes one of the two transactions
-//! fail as a whole, and the loser re-reads and goes again.
+//! A round reads the hinted streams' heads consistently, plans a claim of up to
+//! [`claim::MAX_CLAIM_EVENTS`] events, writes it on the counter with one conditional
+//! `UpdateItem` (only if the counter is still where the round found it), and then rolls it
+//! forward: each event gets its position and each stream's head moves, idempotently. A
+//! racing sequencer makes one of the two claims fail; the loser rolls forward the winner's
+//! claim, re-reads and goes again. Whoever claims next first makes sure the claim before is
+//! rolled forward, so a crash between the claim and the roll loses nothing: the next round
+//! anywhere, or the scheduled sweep, finishes it. See `round.rs` for why no position is
+//! handed out twice.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventstore_core::{StoreError, StreamId, Timestamp};
@@ -24,18 +29,20 @@ use tracing::Instrument;
 use crate::io::conflict_backoff;
 use crate::log::DynamoEventLog;
 
+mod claim;
 mod planner;
 mod repair;
+mod roll;
 mod round;
 mod sweep;
 
 pub(crate) use planner::Unsequenced;
 use round::Round;
 
-/// Streams handled per round: their heads and category counters, plus the global counter,
-/// fit one BatchGetItem (100 keys).
-const STREAMS_PER_ROUND: usize = 48;
-/// Rounds in a row that may lose to another writer of the counters before the sequencer
+/// Streams handled per round: their heads, and the hinted event of each, fit one
+/// BatchGetItem (100 keys).
+const STREAMS_PER_ROUND: usize = 50;
+/// Rounds in a row that may lose to another writer of the counter before the sequencer
 /// gives up for now (the batch is then retried by the event source).
 const MAX_LOST_ROUNDS: u32 = 40;
 /// Index entries a sweep reads per Query page; each page is sequenced before the next.
@@ -66,12 +73,8 @@ impl Images {
             .insert(event.version, event);
     }
 
-    fn of(&self, stream: &StreamId) -> impl Iterator<Item = &Unsequenced> {
-        self.0.get(stream).into_iter().flat_map(BTreeMap::values)
-    }
-
     /// The events from `head + 1` to the hint's version, if the images hold every one of
-    /// them (at most a transaction's worth); `None` if any is missing.
+    /// them (at most a claim's worth); `None` if any is missing.
     fn after(&self, hint: &StreamHint, head: u64) -> Option<Vec<Unsequenced>> {
         let last = hint
             .version
@@ -90,7 +93,7 @@ impl Images {
 pub struct SequenceReport {
     /// Events given a position by this call.
     pub events: u64,
-    /// Transactions committed.
+    /// Claims written (each one conditional write on the counter).
     pub transactions: u64,
     /// Rounds lost to another sequencer and retried.
     pub lost_rounds: u64,
@@ -117,11 +120,35 @@ pub struct SweepReport {
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     log: DynamoEventLog,
+    /// The counter's last position as this process last wrote or found it, once the claim
+    /// it holds was rolled forward: a warm sequencer plans on it without reading the
+    /// counter. If another sequencer has claimed since, the conditional claim fails and
+    /// says so. `None` when unknown (cold, or after an ambiguous write).
+    known: Arc<Mutex<Option<u64>>>,
 }
 
 impl Sequencer {
     pub fn new(log: DynamoEventLog) -> Self {
-        Self { log }
+        Self {
+            log,
+            known: Arc::default(),
+        }
+    }
+
+    fn known(&self) -> Option<u64> {
+        self.known.lock().ok().and_then(|k| *k)
+    }
+
+    fn remember(&self, last: u64) {
+        if let Ok(mut known) = self.known.lock() {
+            *known = Some(last);
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut known) = self.known.lock() {
+            *known = None;
+        }
     }
 
     pub fn log(&self) -> &DynamoEventLog {
@@ -191,7 +218,7 @@ impl Sequencer {
                     lost_in_a_row += 1;
                     if lost_in_a_row >= MAX_LOST_ROUNDS {
                         return Err(StoreError::Unavailable {
-                            message: "the sequencer kept losing races for the counters".into(),
+                            message: "the sequencer kept losing races for the counter".into(),
                             source: None,
                         });
                     }

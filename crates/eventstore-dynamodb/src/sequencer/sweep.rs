@@ -20,9 +20,14 @@ impl Sequencer {
     /// what the stream path left behind (a batch it gave up on during an outage, records
     /// that expired while its trigger was off). It reads the sparse `Unsequenced` index,
     /// which holds only such appends' last events, keys only: an idle sweep costs one
-    /// Query per shard. Younger appends are left to the stream path.
+    /// Query per shard, and a consistent read of the counter to finish a claim whose
+    /// writer stopped half way ([`Sequencer::settle`]). Younger appends are left to the
+    /// stream path.
     pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
         let started = Instant::now();
+        // A claim whose writer stopped before rolling it forward holds its positions back
+        // from every reader until someone rolls it; when no append comes, this does.
+        self.settle().await?;
         let cutoff = Timestamp::now().minus(older_than).to_string();
         let mut report = SweepReport::default();
         // Where each shard's next page starts. Shards take turns, a page each, and each page

@@ -1,0 +1,245 @@
+//! Claims on the counter, and rolling them forward: each event of a claim gets its
+//! position, then its stream's head moves past it. Every write here is idempotent, so a
+//! claim may be rolled forward by its writer, by a sequencer that finds it on the counter,
+//! and by the sweep, in any order and more than once.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use eventstore_core::StoreError;
+use std::collections::HashSet;
+
+use futures::{StreamExt, TryStreamExt};
+
+use super::claim::{Claim, Run};
+use super::round::{claim_of, head_key, head_value};
+use super::Sequencer;
+use crate::error::from_sdk;
+use crate::io::{counter_value, get_consistent, key, n, s, Item};
+use crate::keys;
+
+/// Writes in flight at once while a claim is rolled forward.
+const ROLL_CONCURRENCY: usize = 32;
+
+impl Sequencer {
+    /// The counter's last position, with the claim it holds rolled forward. A warm
+    /// sequencer knows it from its own last round and reads nothing; otherwise one
+    /// consistent `GetItem`.
+    pub(super) async fn settled_last(&self) -> Result<u64, StoreError> {
+        if let Some(last) = self.known() {
+            return Ok(last);
+        }
+        self.settle().await
+    }
+
+    /// Reads the counter and rolls forward the claim it holds, as far as it is not rolled
+    /// forward yet: what a cold sequencer does first, and what the sweep does on every run,
+    /// so that a claim whose writer stopped half way is finished even when no other append
+    /// comes. Returns the counter's last position.
+    pub async fn settle(&self) -> Result<u64, StoreError> {
+        let counter = get_consistent(
+            &self.log.client,
+            &self.log.table,
+            keys::GLOBAL_COUNTER_PK,
+            keys::COUNTER_SK,
+        )
+        .await?;
+        self.settle_item(counter.as_ref()).await
+    }
+
+    async fn settle_item(&self, counter: Option<&Item>) -> Result<u64, StoreError> {
+        let last = counter_value(counter)?;
+        if let Some(claim) = counter.map(claim_of).transpose()?.flatten() {
+            if claim.last() != last {
+                return Err(StoreError::corrupt(format!(
+                    "the counter is at {last} but its claim ends at {}",
+                    claim.last()
+                )));
+            }
+            self.roll_found(&claim).await?;
+        }
+        self.remember(last);
+        Ok(last)
+    }
+
+    /// Writes `claim` on the counter if the counter is still at `last`. `false` when
+    /// another sequencer claimed first: its claim, which the failed write returns, is rolled
+    /// forward before the caller plans again.
+    pub(super) async fn claim(&self, last: u64, claim: &Claim) -> Result<bool, StoreError> {
+        let mut update = self
+            .log
+            .client
+            .update_item()
+            .table_name(&self.log.table)
+            .set_key(Some(key(keys::GLOBAL_COUNTER_PK, keys::COUNTER_SK)))
+            .update_expression("SET #last = :new, #claim = :claim")
+            .expression_attribute_names("#last", keys::COUNTER_LAST)
+            .expression_attribute_names("#claim", keys::COUNTER_CLAIM)
+            .expression_attribute_values(":new", n(claim.last()))
+            .expression_attribute_values(":claim", s(claim.encode()?))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = if last == 0 {
+            update.condition_expression("attribute_not_exists(#last)")
+        } else {
+            update
+                .condition_expression("#last = :old")
+                .expression_attribute_values(":old", n(last))
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let Some(UpdateItemError::ConditionalCheckFailedException(lost)) =
+                    err.as_service_error()
+                else {
+                    // Perhaps written, perhaps not: the next round's conditional claim, or
+                    // a cold start, finds out from the counter itself.
+                    self.forget();
+                    return Err(from_sdk("UpdateItem", err));
+                };
+                self.forget();
+                match lost.item() {
+                    Some(counter) => {
+                        self.settle_item(Some(counter)).await?;
+                    }
+                    None => {
+                        self.settle().await?;
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Rolls forward a claim this sequencer has just written: nothing of it is done yet.
+    pub(super) async fn roll(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.roll_runs(claim, |_| true).await
+    }
+
+    /// Rolls forward a claim found on the counter, which its writer may have rolled
+    /// forward in part or in full: one `BatchGetItem` of its streams' heads, and only the
+    /// runs of streams whose heads are behind are written. A head moves only after its
+    /// run's events have their positions, so a head past a run proves the run done.
+    async fn roll_found(&self, claim: &Claim) -> Result<(), StoreError> {
+        let heads: Vec<(String, String)> = claim.runs.iter().map(|r| head_key(&r.stream)).collect();
+        let items = self.batch_get(&heads).await?;
+        let mut behind = HashSet::new();
+        for run in &claim.runs {
+            if head_value(items.get(&head_key(&run.stream)))? < run.to {
+                behind.insert(run.stream.clone());
+            }
+        }
+        if !behind.is_empty() {
+            tracing::info!(
+                first = claim.first,
+                runs = behind.len(),
+                "rolling forward a claim another round left"
+            );
+        }
+        self.roll_runs(claim, |run| behind.contains(&run.stream))
+            .await
+    }
+
+    /// Rolls forward the runs of `claim` that `wanted` picks, all at once.
+    async fn roll_runs(
+        &self,
+        claim: &Claim,
+        wanted: impl Fn(&Run) -> bool,
+    ) -> Result<(), StoreError> {
+        let rolls: Vec<_> = claim
+            .positioned_runs()
+            .filter(|(run, _)| wanted(run))
+            .map(|(run, first)| self.roll_run(run, first))
+            .collect();
+        futures::stream::iter(rolls)
+            .buffer_unordered(ROLL_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// The positions of one run's events (from `first`), and then its stream's head.
+    async fn roll_run(&self, run: &Run, first: u64) -> Result<(), StoreError> {
+        let writes: Vec<_> = (run.from..=run.to)
+            .map(|version| self.give_position(&run.stream, version, first + (version - run.from)))
+            .collect();
+        futures::stream::iter(writes)
+            .buffer_unordered(ROLL_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        self.move_head(run).await
+    }
+
+    /// Gives one event its position, unless it has it already. Any other position on it
+    /// would mean a position handed out twice: that is reported, never overwritten.
+    async fn give_position(
+        &self,
+        stream: &str,
+        version: u64,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .log
+            .client
+            .update_item()
+            .table_name(&self.log.table)
+            .set_key(Some(key(
+                keys::stream_pk(stream),
+                keys::version_sk(version),
+            )))
+            // REMOVE: the event leaves the sparse `Unsequenced` index (a no-op for events
+            // that were not the last of their append).
+            .update_expression("SET #pos = :pos, #bucket = :bucket REMOVE #unsequenced")
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#pos) OR #pos = :pos)",
+            )
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
+            .expression_attribute_names("#bucket", keys::GLOBAL_BUCKET)
+            .expression_attribute_names("#unsequenced", keys::UNSEQUENCED_SHARD)
+            .expression_attribute_values(":pos", n(position))
+            .expression_attribute_values(":bucket", n(keys::global_bucket(position)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::corrupt(format!(
+                    "position {position} was claimed for {stream} version {version}, which is \
+                     missing or has another position"
+                )))
+            }
+            Err(err) => Err(from_sdk("UpdateItem", err)),
+        }
+    }
+
+    /// Moves the run's stream head to its last version, unless it is there or further.
+    async fn move_head(&self, run: &Run) -> Result<(), StoreError> {
+        let result = self
+            .log
+            .client
+            .update_item()
+            .table_name(&self.log.table)
+            .set_key(Some(key(keys::stream_pk(&run.stream), keys::HEAD_SK)))
+            .update_expression("SET #v = :v")
+            .condition_expression("attribute_not_exists(#v) OR #v < :v")
+            .expression_attribute_names("#v", keys::SEQUENCED_VERSION)
+            .expression_attribute_values(":v", n(run.to))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already there: another roller was first.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(from_sdk("UpdateItem", err)),
+        }
+    }
+}
