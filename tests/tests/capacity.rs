@@ -60,3 +60,55 @@ async fn a_lone_event_and_a_caught_up_poll_cost_what_the_layout_says() {
         expect(&[("Query", (polls, 0.0, f64::from(polls) * 0.5))])
     );
 }
+
+/// The goal, sized from a run on the wire: 10,000 events of about 1 KB a second over
+/// 1,000 streams, one type and one category taking half of them, ten readers polling
+/// `$all` four times a second. No partition key of the table or of any index may take more
+/// than DynamoDB's 1,000 WCU or 3,000 RCU a second. An index keyed by type or category,
+/// or a counter per type, fails this (5,000 WCU/s on the busiest type's key).
+#[tokio::test]
+async fn no_partition_key_goes_over_its_limit_at_ten_thousand_events_a_second() {
+    use eventstore_tests::capacity::{hot_key_table, hot_keys, Target};
+    let events = 200;
+    let streams = 100;
+    let measured = measure(Workload {
+        events,
+        bytes: 600,
+        streams,
+        types: 20,
+        categories: 20,
+        hot: 0.5,
+    })
+    .await;
+    let target = Target {
+        rate: 10_000.0,
+        streams: 1000.0,
+        hot_type_share: 0.5,
+        hot_category_share: 0.5,
+        readers: 10.0,
+        polls_per_second: 4.0,
+    };
+    let writing = measured.phase("append").merged(&measured.phase("sequence"));
+    let keys = hot_keys(
+        &writing,
+        events,
+        streams,
+        &measured.phase("poll"),
+        POLLS,
+        &target,
+    );
+    let table = hot_key_table(&keys, &target);
+    assert!(keys.iter().all(|k| !k.over_limit()), "{table}");
+    // Every kind of key the layout writes is sized, so a new hot one cannot go unseen.
+    let classes: Vec<String> = keys.iter().map(|k| format!("{:?}", k.class)).collect();
+    assert_eq!(
+        classes,
+        [
+            "Stream",
+            "GlobalCounter",
+            "GlobalBucket",
+            "UnsequencedShard"
+        ],
+        "{table}"
+    );
+}

@@ -152,7 +152,7 @@ fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
     let local: serde_json::Value =
         serde_json::from_str(eventstore_dynamodb::trigger::EVENT_INSERTS_FILTER).unwrap();
     assert_eq!(patterns, vec![local]);
-    assert_eq!(p["BatchSize"], Value::from(100));
+    assert_eq!(p["BatchSize"], Value::from(1000));
     assert_eq!(
         p["BatchSize"].as_i64().unwrap(),
         i64::from(eventstore_dynamodb::trigger::local::SourceSettings::default().batch_size)

@@ -147,6 +147,8 @@ pub struct Ledger {
     /// Operation name: (requests, units).
     pub by_operation: BTreeMap<String, (u32, Units)>,
     pub by_key: BTreeMap<PartitionKey, Units>,
+    /// Requests that wrote to each partition key (of the table or an index).
+    pub writes_by_key: BTreeMap<PartitionKey, u32>,
 }
 
 impl Ledger {
@@ -177,6 +179,9 @@ impl Ledger {
             entry.0 += 1;
             for (key, units) in charges {
                 entry.1 += units;
+                if units.wcu > 0.0 {
+                    *ledger.writes_by_key.entry(key.clone()).or_default() += 1;
+                }
                 *ledger.by_key.entry(key).or_default() += units;
             }
         }
@@ -193,6 +198,9 @@ impl Ledger {
         }
         for (key, units) in &other.by_key {
             *out.by_key.entry(key.clone()).or_default() += *units;
+        }
+        for (key, writes) in &other.writes_by_key {
+            *out.writes_by_key.entry(key.clone()).or_default() += writes;
         }
         out
     }

@@ -34,14 +34,8 @@ pub enum KeyClass {
     /// `STREAM#<id>`: a stream's events, head and snapshot.
     Stream,
     GlobalCounter,
-    TypeCounter,
-    CategoryCounter,
     /// A `GlobalOrder` bucket.
     GlobalBucket,
-    /// An event type in `TypeOrder`.
-    TypeIndex,
-    /// A category in `CategoryOrder`.
-    CategoryIndex,
     UnsequencedShard,
     Other(String),
 }
@@ -50,8 +44,6 @@ impl KeyClass {
     pub fn of(key: &PartitionKey) -> Self {
         match key.target.as_str() {
             "GlobalOrder" => Self::GlobalBucket,
-            "TypeOrder" => Self::TypeIndex,
-            "CategoryOrder" => Self::CategoryIndex,
             "Unsequenced" => Self::UnsequencedShard,
             "table" => {
                 let v = key.value.as_str();
@@ -59,10 +51,6 @@ impl KeyClass {
                     Self::Stream
                 } else if v == "COUNTER#ALL" {
                     Self::GlobalCounter
-                } else if v.starts_with("COUNTER#TYPE#") {
-                    Self::TypeCounter
-                } else if v.starts_with("COUNTER#CATEGORY#") {
-                    Self::CategoryCounter
                 } else {
                     Self::Other(format!("table {}", v.split('#').next().unwrap_or(v)))
                 }
@@ -112,9 +100,9 @@ fn busiest(ledger: &Ledger) -> BTreeMap<KeyClass, Units> {
 /// rate. Two corrections: a stream key by the run's streams over the target's (each
 /// target stream takes its share of the rate), and a `GlobalOrder` bucket, which never
 /// holds more than its 1,000 positions, so no bucket key takes more than 1,000 entries
-/// however fast positions go. Batching is the run's: the sequencer's transactions on
-/// moto hold fewer events than they would at the target rate, so counter loads are
-/// overstated, never understated.
+/// however fast positions go. Batching is the run's: the sequencer's claims on moto hold
+/// fewer events than they would at the target rate, so counter loads are overstated,
+/// never understated.
 pub fn hot_keys(
     writing: &Ledger,
     events: usize,
@@ -247,12 +235,10 @@ mod tests {
     fn loads_scale_with_the_rate_with_streams_shared_and_buckets_capped() {
         let mut ledger = Ledger::default();
         let w = |wcu| Units { wcu, rcu: 0.0 };
-        // 100 events: two streams of 50, one type counter written 10 times, one bucket.
+        // 100 events: two streams of 50, the counter written 20 WCU, one bucket.
         ledger.by_key.insert(key("table", "STREAM#a-1"), w(100.0));
         ledger.by_key.insert(key("table", "STREAM#a-2"), w(60.0));
-        ledger
-            .by_key
-            .insert(key("table", "COUNTER#TYPE#T"), w(20.0));
+        ledger.by_key.insert(key("table", "COUNTER#ALL"), w(20.0));
         ledger.by_key.insert(key("GlobalOrder", "0"), w(100.0));
         let target = Target {
             rate: 10_000.0,
@@ -268,8 +254,8 @@ mod tests {
         // 1 × 10,000 × 2 / 1,000.
         assert_eq!(get(KeyClass::Stream).wcu_per_second, 20.0);
         assert_eq!(get(KeyClass::Stream).wcu_per_event, 1.6);
-        assert_eq!(get(KeyClass::TypeCounter).wcu_per_second, 2000.0);
-        assert!(get(KeyClass::TypeCounter).over_limit());
+        assert_eq!(get(KeyClass::GlobalCounter).wcu_per_second, 2000.0);
+        assert!(get(KeyClass::GlobalCounter).over_limit());
         // One entry an event, but a bucket holds 1,000 positions.
         assert_eq!(get(KeyClass::GlobalBucket).wcu_per_second, 1000.0);
         assert!(!get(KeyClass::GlobalBucket).over_limit());

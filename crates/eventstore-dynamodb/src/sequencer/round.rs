@@ -204,23 +204,29 @@ impl Sequencer {
         }
     }
 
-    /// Reads `wanted` consistently, keyed by (PK, SK).
+    /// Reads `wanted` consistently, keyed by (PK, SK): one BatchGetItem per 100 keys, all
+    /// at once, so a round over hundreds of streams still reads in one round trip.
     pub(super) async fn batch_get(&self, wanted: &[Key]) -> Result<HashMap<Key, Item>, StoreError> {
-        let mut found = HashMap::with_capacity(wanted.len());
-        for keys in wanted.chunks(MAX_BATCH_GET_KEYS) {
-            let items = batch_get_consistent(
-                &self.log.client,
-                &self.log.table,
-                keys.iter().map(|(pk, sk)| key(pk, sk)).collect(),
-            )
-            .await?;
-            found.extend(items.into_iter().filter_map(|item| {
+        let reads: Vec<_> = wanted
+            .chunks(MAX_BATCH_GET_KEYS)
+            .map(|keys| {
+                batch_get_consistent(
+                    &self.log.client,
+                    &self.log.table,
+                    keys.iter().map(|(pk, sk)| key(pk, sk)).collect(),
+                )
+            })
+            .collect();
+        let pages = futures::future::try_join_all(reads).await?;
+        Ok(pages
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
                 let pk = text(&item, keys::PK)?.to_owned();
                 let sk = text(&item, keys::SK)?.to_owned();
                 Some(((pk, sk), item))
-            }));
-        }
-        Ok(found)
+            })
+            .collect())
     }
 }
 

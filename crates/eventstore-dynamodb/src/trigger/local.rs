@@ -38,7 +38,8 @@ pub struct SourceSettings {
 impl Default for SourceSettings {
     fn default() -> Self {
         Self {
-            batch_size: 100,
+            // The sequencer's BatchSize (the projector's is 100; its records are claims).
+            batch_size: 1000,
             max_retries: 5,
             idle_wait: Duration::from_millis(100),
         }
