@@ -186,10 +186,31 @@ fn write(
     let after = match op {
         "PutItem" => Some(object(&action["Item"])),
         "DeleteItem" => None,
-        _ => stored
-            .get(&key)
-            .map(|i| (*i).clone())
-            .or_else(|| before.clone()),
+        // The item as the run left it before, or else as it ended up, with what this update
+        // sets plainly and removes: an item rewritten many times (the counter and its
+        // claim) is charged at its size then, not at its final size.
+        _ => before
+            .clone()
+            .or_else(|| stored.get(&key).map(|i| (*i).clone()))
+            .map(|mut item| {
+                for (name, value) in expression::set_values(action) {
+                    item.insert(name, value);
+                }
+                let (set, removed) = expression::updated_attributes(action);
+                for name in removed {
+                    item.remove(&name);
+                }
+                // What the update computes (not a plain value) is taken as it ended up.
+                for name in set {
+                    if let (false, Some(value)) = (
+                        item.contains_key(&name),
+                        stored.get(&key).and_then(|i| i.get(&name)),
+                    ) {
+                        item.insert(name, value.clone());
+                    }
+                }
+                item
+            }),
     };
     let size_of = |item: &Option<BTreeMap<String, Value>>| item.as_ref().map_or(0, item_size);
     let bytes = size_of(&before).max(size_of(&after));

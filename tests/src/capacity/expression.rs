@@ -83,6 +83,31 @@ pub fn updated_attributes(action: &Value) -> (Vec<String>, Vec<String>) {
     (set, removed)
 }
 
+/// The attributes an update sets to a plain value (`#name = :value`), with those values:
+/// what the item holds after it, where an expression computes nothing.
+pub fn set_values(action: &Value) -> Vec<(String, Value)> {
+    let expression = action["UpdateExpression"].as_str().unwrap_or("");
+    let Some(set) = expression.strip_prefix("SET ") else {
+        return Vec::new();
+    };
+    let set = set
+        .split(" REMOVE ")
+        .next()
+        .unwrap_or("")
+        .split(" ADD ")
+        .next()
+        .unwrap_or("");
+    terms(set)
+        .into_iter()
+        .filter_map(|term| {
+            let (name, value) = term.split_once('=')?;
+            let value = value.trim();
+            let literal = action["ExpressionAttributeValues"].get(value)?;
+            Some((resolve(name, action), literal.clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -105,6 +130,22 @@ mod tests {
                 ],
                 vec!["unsequencedShard".to_owned()]
             )
+        );
+    }
+
+    #[test]
+    fn an_update_gives_the_values_it_sets_plainly() {
+        let action = json!({
+            "UpdateExpression": "SET #last = :new, #claim = :claim, #b = if_not_exists(#b, :z) REMOVE #u",
+            "ExpressionAttributeNames": {"#last": "last", "#claim": "claim", "#b": "b", "#u": "u"},
+            "ExpressionAttributeValues": {":new": {"N": "7"}, ":claim": {"S": "{}"}, ":z": {"N": "0"}}
+        });
+        assert_eq!(
+            set_values(&action),
+            vec![
+                ("last".to_owned(), json!({"N": "7"})),
+                ("claim".to_owned(), json!({"S": "{}"}))
+            ]
         );
     }
 
