@@ -2,7 +2,7 @@
 //! the positions they get. The round (`round.rs`) reads what this needs and writes the
 //! claim it plans.
 
-use super::claim::{Claim, Run};
+use super::claim::{Claim, Run, MAX_CLAIM_BYTES, MAX_CLAIM_EVENTS, RUN_OVERHEAD};
 
 /// An event after its stream's head, as much of it as sequencing needs: its version, and
 /// when it was appended (for the lag metric).
@@ -32,22 +32,40 @@ pub(super) struct Found {
     pub events: Vec<Unsequenced>,
 }
 
-/// How many events of each stream one claim takes, at most `max_events` in all, in stream
-/// order: a stream is taken as far as it fits, and the first that does not fit at all ends
-/// the packing, so streams keep their order. Streams without events take none.
-pub(super) fn pack(found: &[Found], max_events: usize) -> Vec<usize> {
+/// What one claim may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Budget {
+    pub events: usize,
+    /// Bytes of runs: each stream taken costs its id's length and [`RUN_OVERHEAD`].
+    pub bytes: usize,
+}
+
+impl Budget {
+    pub const CLAIM: Self = Self {
+        events: MAX_CLAIM_EVENTS,
+        bytes: MAX_CLAIM_BYTES,
+    };
+}
+
+/// How many events of each stream one claim takes, within `budget`, in stream order: a
+/// stream is taken as far as it fits, and the first that does not fit at all ends the
+/// packing, so streams keep their order. Streams without events take none.
+pub(super) fn pack(found: &[Found], budget: Budget) -> Vec<usize> {
     let mut takes = vec![0; found.len()];
-    let mut room = max_events;
+    let mut events = budget.events;
+    let mut bytes = budget.bytes;
     for (i, stream) in found.iter().enumerate() {
         if stream.events.is_empty() {
             continue;
         }
-        let take = stream.events.len().min(room);
-        if take == 0 {
+        let cost = stream.stream.len() + RUN_OVERHEAD;
+        let take = stream.events.len().min(events);
+        if take == 0 || cost > bytes {
             break;
         }
         takes[i] = take;
-        room -= take;
+        events -= take;
+        bytes -= cost;
     }
     takes
 }

@@ -138,34 +138,36 @@ impl Sequencer {
             .await
     }
 
-    /// Rolls forward the runs of `claim` that `wanted` picks, all at once.
+    /// Rolls forward the runs of `claim` that `wanted` picks: every event's position, at
+    /// most [`ROLL_CONCURRENCY`] writes in flight, and then every run's head, so that no
+    /// head moves before its run's events have their positions.
     async fn roll_runs(
         &self,
         claim: &Claim,
         wanted: impl Fn(&Run) -> bool,
     ) -> Result<(), StoreError> {
-        let rolls: Vec<_> = claim
+        let runs: Vec<(&Run, u64)> = claim
             .positioned_runs()
             .filter(|(run, _)| wanted(run))
-            .map(|(run, first)| self.roll_run(run, first))
             .collect();
-        futures::stream::iter(rolls)
+        let positions: Vec<_> = runs
+            .iter()
+            .flat_map(|&(run, first)| {
+                (run.from..=run.to).map(move |version| {
+                    self.give_position(&run.stream, version, first + (version - run.from))
+                })
+            })
+            .collect();
+        futures::stream::iter(positions)
+            .buffer_unordered(ROLL_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let heads: Vec<_> = runs.iter().map(|&(run, _)| self.move_head(run)).collect();
+        futures::stream::iter(heads)
             .buffer_unordered(ROLL_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
-    }
-
-    /// The positions of one run's events (from `first`), and then its stream's head.
-    async fn roll_run(&self, run: &Run, first: u64) -> Result<(), StoreError> {
-        let writes: Vec<_> = (run.from..=run.to)
-            .map(|version| self.give_position(&run.stream, version, first + (version - run.from)))
-            .collect();
-        futures::stream::iter(writes)
-            .buffer_unordered(ROLL_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        self.move_head(run).await
     }
 
     /// Gives one event its position, unless it has it already. Any other position on it

@@ -132,7 +132,7 @@ impl Sequencer {
             });
         }
 
-        let takes = planner::pack(&found, MAX_CLAIM_EVENTS);
+        let takes = planner::pack(&found, planner::Budget::CLAIM);
         let Some(claim) = planner::place(&found, &takes, last) else {
             return Ok(Round::Committed {
                 done,
