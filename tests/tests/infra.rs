@@ -155,7 +155,7 @@ fn the_sequencer_is_fed_like_the_local_event_source_feeds_it() {
     assert_eq!(p["BatchSize"], Value::from(1000));
     assert_eq!(
         p["BatchSize"].as_i64().unwrap(),
-        i64::from(eventstore_dynamodb::trigger::local::SourceSettings::default().batch_size)
+        i64::from(eventstore_dynamodb::trigger::local::SEQUENCER_BATCH_SIZE)
     );
     assert_eq!(text(&p["StartingPosition"]), "TRIM_HORIZON");
     assert_eq!(p["ParallelizationFactor"], Value::from(1));

@@ -38,18 +38,6 @@ pub(crate) struct EventItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub global_position: Option<u64>,
-    #[serde(
-        rename = "typeSequence",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub type_sequence: Option<u64>,
-    #[serde(
-        rename = "categorySequence",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub category_sequence: Option<u64>,
     /// See [`keys::UNSEQUENCED_SHARD`]: only on the last event of an append, until sequenced.
     #[serde(
         rename = "unsequencedShard",
@@ -83,8 +71,6 @@ pub(crate) fn new_item(
         metadata: event.metadata.as_json().to_owned(),
         created_at: created_at.to_string(),
         global_position: None,
-        type_sequence: None,
-        category_sequence: None,
         unsequenced_shard: last_of_append.then(|| keys::unsequenced_shard(&event.event_id)),
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))

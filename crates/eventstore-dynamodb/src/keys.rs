@@ -9,11 +9,12 @@
 //! | snapshot (the newest), after every event | `STREAM#<stream id>` | `VERSION~SNAPSHOT` |
 //! | snapshot as earlier versions stored it (read only) | `STREAM#<stream id>` | `SNAPSHOT` |
 //! | global counter | `COUNTER#ALL` | `COUNTER` |
-//! | event type counter | `COUNTER#TYPE#<event type>` | `COUNTER` |
-//! | category counter | `COUNTER#CATEGORY#<category>` | `COUNTER` |
 //!
-//! The sequencer writes `sequencedVersion` on stream heads, `last` on counters, and on each
-//! event `globalPosition`, `globalBucket`, `typeSequence` and `categorySequence`.
+//! The sequencer writes `sequencedVersion` on stream heads, `last` and `claim` on the
+//! counter, and on each event `globalPosition` and `globalBucket`. Earlier versions also
+//! kept a counter per event type and per category (`COUNTER#TYPE#...`,
+//! `COUNTER#CATEGORY#...`) and wrote `typeSequence` and `categorySequence` on events;
+//! nothing reads them now.
 //!
 //! One sparse index serves the global order: an event enters it only when the sequencer
 //! gives it a position, since its sort key is `globalPosition`. Type and category reads
@@ -50,8 +51,6 @@ pub const CREATED_AT: &str = "createdAt";
 pub const DATA: &str = "data";
 pub const GLOBAL_POSITION: &str = "globalPosition";
 pub const GLOBAL_BUCKET: &str = "globalBucket";
-pub const TYPE_SEQUENCE: &str = "typeSequence";
-pub const CATEGORY_SEQUENCE: &str = "categorySequence";
 /// On a stream head: the last version the sequencer has given a position.
 pub const SEQUENCED_VERSION: &str = "sequencedVersion";
 /// On a counter: the last number handed out.

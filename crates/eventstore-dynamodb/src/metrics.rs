@@ -89,13 +89,13 @@ pub const EVENTS_PER_TRANSACTION: Metric = metric(
     "EventsPerTransaction",
     Unit::Count,
     &[],
-    "events sequenced per sequencer transaction, averaged over a batch",
+    "events sequenced per claim on the counter (the name is kept from when each claim was a transaction), averaged over a batch",
 );
 pub const LOST_ROUNDS: Metric = metric(
     "LostRounds",
     Unit::Count,
     &[],
-    "sequencer rounds lost to another writer of the counters and retried",
+    "sequencer rounds lost to another sequencer's claim on the counter and retried",
 );
 pub const SEQUENCING_FAILURES: Metric = metric(
     "SequencingFailures",

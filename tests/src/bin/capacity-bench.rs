@@ -71,6 +71,16 @@ async fn main() {
             ("poll (per poll)", &phase("poll"), POLLS),
         ])
     );
+    let (found, pages) = measured.type_read;
+    let read = phase("type read");
+    let queries = read.by_operation.get("Query").map_or(0, |(n, _)| *n);
+    println!(
+        "A reader of a rarer type, from position 1 to the end ({} positions): {found} events in {pages} pages of at most 100, {queries} Query requests, {:.1} RCU: {:.2} RCU per position passed over, {:.2} per event of the type.\n",
+        events + 2,
+        read.total().rcu,
+        read.total().rcu / (events + 2) as f64,
+        read.total().rcu / found.max(1) as f64
+    );
     let lone = phase("lone append").total().wcu + phase("lone sequence").total().wcu;
     let batched = phase("append").merged(&phase("sequence"));
     println!(

@@ -27,12 +27,15 @@ pub struct Workload {
     pub hot: f64,
 }
 
-/// Each phase's ledger (`lone append`, `lone sequence`, `append`, `sequence`, `poll`), and
-/// the size of the lone event's item as stored.
+/// Each phase's ledger (`lone append`, `lone sequence`, `append`, `sequence`, `poll`,
+/// `type read`), the size of the lone event's item as stored, and what the type read found.
 #[derive(Debug)]
 pub struct Measured {
     pub ledgers: BTreeMap<String, Ledger>,
     pub lone_item_bytes: usize,
+    /// A reader of one of the rarer types, from position 1 to the end of the log in pages
+    /// of 100: (events of the type it got, pages it read).
+    pub type_read: (usize, usize),
 }
 
 impl Measured {
@@ -112,6 +115,24 @@ pub async fn measure(w: Workload) -> Measured {
         assert!(page.events.is_empty(), "a caught-up reader got events");
     }
 
+    // One of the rarer types, read from the start: the read passes over the other events.
+    recorder.phase("type read");
+    let rare = GlobalFilter::EventType(
+        eventstore_core::EventType::parse(&format!("T{}", w.types.min(2) - 1), "eventType")
+            .unwrap(),
+    );
+    let (mut found, mut pages, mut from) = (0, 0, 1);
+    while from < next {
+        let page = t.store.read_global(&rare, Some(from), 100).await.unwrap();
+        found += page.events.len();
+        pages += 1;
+        assert!(
+            page.next > from || !page.events.is_empty(),
+            "a read made no progress"
+        );
+        from = page.next;
+    }
+
     recorder.phase("scan");
     let exchanges = recorder.take();
     let stored: Vec<_> = t.all_items().await.iter().map(item_json).collect();
@@ -125,5 +146,6 @@ pub async fn measure(w: Workload) -> Measured {
     Measured {
         ledgers: Ledger::per_phase(&exchanges, &stored),
         lone_item_bytes,
+        type_read: (found, pages),
     }
 }

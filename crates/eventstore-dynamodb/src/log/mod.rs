@@ -189,14 +189,17 @@ impl EventLog for DynamoEventLog {
         let mut next = from;
         let mut passed = 0usize;
         let mut bucket = keys::global_bucket(from);
-        let mut start = None;
         loop {
             let want = match filter {
                 // One more than asked tells whether a further page exists.
                 GlobalFilter::All => limit + 1 - events.len(),
                 _ => FILTERED_QUERY_ITEMS,
             };
-            let page = self.query_bucket(bucket, next, want, start.take()).await?;
+            // Each page asks for the positions from `next` on, never with a start key: one
+            // just below `next` would fall outside the key condition, which DynamoDB
+            // refuses.
+            let page = self.query_bucket(bucket, next, want).await?;
+            let shown = page.items.len();
             for item in page.items {
                 let position = number(&item, keys::GLOBAL_POSITION)
                     .ok_or_else(|| StoreError::corrupt("an indexed event without a position"))?;
@@ -233,16 +236,14 @@ impl EventLog for DynamoEventLog {
                     });
                 }
             }
+            let bucket_done = keys::last_position_of_bucket(bucket).is_some_and(|last| next > last);
             match page.last_key {
-                Some(key) => start = Some(key),
                 // A bucket is exhausted. Only if it was full up to its last position can
                 // the next bucket continue the sequence without a gap.
-                None if keys::last_position_of_bucket(bucket)
-                    .is_some_and(|last| next == last.saturating_add(1)) =>
-                {
-                    bucket = bucket.saturating_add(1);
-                }
-                None => {
+                _ if bucket_done => bucket = bucket.saturating_add(1),
+                // More of this bucket, from `next` (which the page moved on).
+                Some(_) if shown > 0 => {}
+                _ => {
                     return Ok(IndexPage {
                         events,
                         next,

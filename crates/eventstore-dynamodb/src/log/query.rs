@@ -100,7 +100,6 @@ impl DynamoEventLog {
         bucket: u64,
         from: u64,
         limit: usize,
-        start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<QueryPage, StoreError> {
         let out = self
             .client
@@ -113,7 +112,6 @@ impl DynamoEventLog {
             .expression_attribute_values(":k", AttributeValue::N(bucket.to_string()))
             .expression_attribute_values(":p", AttributeValue::N(from.to_string()))
             .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| from_sdk("Query", e))?;

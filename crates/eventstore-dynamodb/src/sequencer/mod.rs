@@ -60,7 +60,6 @@ pub struct StreamHint {
     pub version: u64,
 }
 
-/// What a call to [`Sequencer::sequence`] did.
 /// What a batch's stream records say of the events they announce (their new images), per
 /// stream and version: as much as sequencing needs, so that a round need not read again
 /// events its records already carry.
@@ -91,12 +90,13 @@ impl Images {
     }
 }
 
+/// What a call to [`Sequencer::sequence`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceReport {
     /// Events given a position by this call.
     pub events: u64,
     /// Claims written (each one conditional write on the counter).
-    pub transactions: u64,
+    pub claims: u64,
     /// Rounds lost to another sequencer and retried.
     pub lost_rounds: u64,
     /// The longest time from append to position among the events sequenced, in ms.
@@ -207,7 +207,7 @@ impl Sequencer {
                     report.max_lag_ms = report.max_lag_ms.max(lag);
                     lost_in_a_row = 0;
                     report.events += events;
-                    report.transactions += u64::from(events > 0);
+                    report.claims += u64::from(events > 0);
                     let mut slot = 0;
                     pending.retain(|_| {
                         let keep = slot >= chunk || !done[slot];

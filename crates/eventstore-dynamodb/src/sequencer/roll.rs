@@ -1,20 +1,18 @@
 //! Claims on the counter, and rolling them forward: each event of a claim gets its
-//! position, then its stream's head moves past it. Every write here is idempotent, so a
+//! position, and its stream's head moves past it. Every write here is idempotent, so a
 //! claim may be rolled forward by its writer, by a sequencer that finds it on the counter,
 //! and by the sweep, in any order and more than once.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use eventstore_core::StoreError;
-use std::collections::HashSet;
-
 use futures::{StreamExt, TryStreamExt};
 
 use super::claim::{Claim, Run};
 use super::round::{claim_of, head_key, head_value};
 use super::Sequencer;
 use crate::error::from_sdk;
-use crate::io::{counter_value, get_consistent, key, n, s, Item};
+use crate::io::{counter_value, get_consistent, key, n, number, s, Item};
 use crate::keys;
 
 /// Writes in flight at once while a claim is rolled forward.
@@ -50,10 +48,14 @@ impl Sequencer {
         let last = counter_value(counter)?;
         if let Some(claim) = counter.map(claim_of).transpose()?.flatten() {
             if claim.last() != last {
-                return Err(StoreError::corrupt(format!(
-                    "the counter is at {last} but its claim ends at {}",
-                    claim.last()
-                )));
+                // Only a sequencer of an earlier version moves the counter without a claim
+                // (while a deployment replaces it): its transaction gave its events their
+                // positions itself. The claim is still rolled forward as far as it is not.
+                tracing::warn!(
+                    last,
+                    claim_last = claim.last(),
+                    "the counter moved past its claim without one of its own"
+                );
             }
             self.roll_found(&claim).await?;
         }
@@ -96,7 +98,17 @@ impl Sequencer {
                     return Err(from_sdk("UpdateItem", err));
                 };
                 self.forget();
-                match lost.item() {
+                let counter = lost.item();
+                // The SDK resent a write that had succeeded (its first answer was lost):
+                // the counter holds this very claim. It is ours to roll forward.
+                if let Some(counter) = counter {
+                    if claim_of(counter)?.as_ref() == Some(claim)
+                        && counter_value(Some(counter))? == claim.last()
+                    {
+                        return Ok(true);
+                    }
+                }
+                match counter {
                     Some(counter) => {
                         self.settle_item(Some(counter)).await?;
                     }
@@ -111,59 +123,84 @@ impl Sequencer {
 
     /// Rolls forward a claim this sequencer has just written: nothing of it is done yet.
     pub(super) async fn roll(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.roll_runs(claim, |_| true).await
-    }
-
-    /// Rolls forward a claim found on the counter, which its writer may have rolled
-    /// forward in part or in full: one `BatchGetItem` of its streams' heads, and only the
-    /// runs of streams whose heads are behind are written. A head moves only after its
-    /// run's events have their positions, so a head past a run proves the run done.
-    async fn roll_found(&self, claim: &Claim) -> Result<(), StoreError> {
-        let heads: Vec<(String, String)> = claim.runs.iter().map(|r| head_key(&r.stream)).collect();
-        let items = self.batch_get(&heads).await?;
-        let mut behind = HashSet::new();
-        for run in &claim.runs {
-            if head_value(items.get(&head_key(&run.stream)))? < run.to {
-                behind.insert(run.stream.clone());
-            }
-        }
-        if !behind.is_empty() {
-            tracing::info!(
-                first = claim.first,
-                runs = behind.len(),
-                "rolling forward a claim another round left"
-            );
-        }
-        self.roll_runs(claim, |run| behind.contains(&run.stream))
+        let positions = claim
+            .positioned_runs()
+            .flat_map(|(run, first)| {
+                (run.from..=run.to).map(move |version| (run, version, first + (version - run.from)))
+            })
+            .collect();
+        self.write_roll(positions, claim.runs.iter().collect())
             .await
     }
 
-    /// Rolls forward the runs of `claim` that `wanted` picks: every event's position, at
-    /// most [`ROLL_CONCURRENCY`] writes in flight, and then every run's head, so that no
-    /// head moves before its run's events have their positions.
-    async fn roll_runs(
+    /// Rolls forward a claim found on the counter, which its writer may have rolled
+    /// forward in part or in full: one consistent read of its events and its streams'
+    /// heads (concurrent `BatchGetItem`s), then only what is missing is written. An event
+    /// that holds another position is reported, never overwritten.
+    async fn roll_found(&self, claim: &Claim) -> Result<(), StoreError> {
+        let mut wanted: Vec<(String, String)> =
+            claim.runs.iter().map(|r| head_key(&r.stream)).collect();
+        for run in &claim.runs {
+            wanted.extend(
+                (run.from..=run.to).map(|v| (keys::stream_pk(&run.stream), keys::version_sk(v))),
+            );
+        }
+        let items = self.batch_get(&wanted).await?;
+        let mut positions = Vec::new();
+        for (run, first) in claim.positioned_runs() {
+            for version in run.from..=run.to {
+                let position = first + (version - run.from);
+                let event = (keys::stream_pk(&run.stream), keys::version_sk(version));
+                match items
+                    .get(&event)
+                    .and_then(|e| number(e, keys::GLOBAL_POSITION))
+                {
+                    Some(p) if p == position => {}
+                    Some(p) => {
+                        return Err(StoreError::corrupt(format!(
+                            "position {position} was claimed for {} version {version}, \
+                             which holds position {p}",
+                            run.stream
+                        )))
+                    }
+                    None => positions.push((run, version, position)),
+                }
+            }
+        }
+        let mut heads = Vec::new();
+        for run in &claim.runs {
+            if head_value(items.get(&head_key(&run.stream)))? < run.to {
+                heads.push(run);
+            }
+        }
+        if !positions.is_empty() || !heads.is_empty() {
+            tracing::info!(
+                first = claim.first,
+                positions = positions.len(),
+                heads = heads.len(),
+                "rolling forward a claim another round left"
+            );
+        }
+        self.write_roll(positions, heads).await
+    }
+
+    /// Writes `positions` (run, version, position) and moves the heads of `heads`, all at
+    /// once, at most [`ROLL_CONCURRENCY`] writes in flight. Order does not matter: a round
+    /// reads heads only once the claim is fully rolled forward, and whoever rolls a claim
+    /// forward later checks every event and every head of it.
+    async fn write_roll(
         &self,
-        claim: &Claim,
-        wanted: impl Fn(&Run) -> bool,
+        positions: Vec<(&Run, u64, u64)>,
+        heads: Vec<&Run>,
     ) -> Result<(), StoreError> {
-        let runs: Vec<(&Run, u64)> = claim
-            .positioned_runs()
-            .filter(|(run, _)| wanted(run))
-            .collect();
-        let positions: Vec<_> = runs
-            .iter()
-            .flat_map(|&(run, first)| {
-                (run.from..=run.to).map(move |version| {
-                    self.give_position(&run.stream, version, first + (version - run.from))
-                })
-            })
-            .collect();
-        futures::stream::iter(positions)
-            .buffer_unordered(ROLL_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let heads: Vec<_> = runs.iter().map(|&(run, _)| self.move_head(run)).collect();
-        futures::stream::iter(heads)
+        let positions = positions.into_iter().map(|(run, version, position)| {
+            futures::future::Either::Left(self.give_position(&run.stream, version, position))
+        });
+        let heads = heads
+            .into_iter()
+            .map(|run| futures::future::Either::Right(self.move_head(run)));
+        let writes: Vec<_> = positions.chain(heads).collect();
+        futures::stream::iter(writes)
             .buffer_unordered(ROLL_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;

@@ -150,7 +150,11 @@ impl Sequencer {
         if !self.claim(last, &claim).await? {
             return Ok(Round::Lost);
         }
-        self.roll(&claim).await?;
+        if let Err(err) = self.roll(&claim).await {
+            // The counter is past what this sequencer knows; the next round settles.
+            self.forget();
+            return Err(err);
+        }
         self.remember(claim.last());
         for ((i, f), &take) in found.iter().enumerate().zip(&takes) {
             let slot = slots[i];

@@ -25,6 +25,9 @@ use super::filter::FilterPattern;
 use crate::error::from_sdk;
 use crate::log::DynamoEventLog;
 
+/// The sequencer's BatchSize in the template: up to one claim's worth of records.
+pub const SEQUENCER_BATCH_SIZE: i32 = 1000;
+
 /// How the local event source delivers records; the defaults follow the template.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
@@ -38,8 +41,9 @@ pub struct SourceSettings {
 impl Default for SourceSettings {
     fn default() -> Self {
         Self {
-            // The sequencer's BatchSize (the projector's is 100; its records are claims).
-            batch_size: 1000,
+            // The projector's and the publisher's BatchSize; the sequencer's is larger
+            // (`SEQUENCER_BATCH_SIZE`).
+            batch_size: 100,
             max_retries: 5,
             idle_wait: Duration::from_millis(100),
         }
@@ -96,12 +100,21 @@ impl LocalEventSource {
     /// A source over `log`'s table stream that passes what `pattern` (a filter of the
     /// template's) lets through, with the template's batch size and retries.
     pub async fn for_table(log: &DynamoEventLog, pattern: &str) -> Result<Self, StoreError> {
+        Self::for_table_with(log, pattern, SourceSettings::default()).await
+    }
+
+    /// [`LocalEventSource::for_table`] with other settings.
+    pub async fn for_table_with(
+        log: &DynamoEventLog,
+        pattern: &str,
+        settings: SourceSettings,
+    ) -> Result<Self, StoreError> {
         let filter = FilterPattern::parse(pattern).map_err(StoreError::corrupt)?;
         Ok(Self::new(
             streams_client_from_env().await,
             log.stream_arn().await?,
             filter,
-            SourceSettings::default(),
+            settings,
         ))
     }
 

@@ -65,10 +65,10 @@ impl Sequencer {
                 metrics
                     .put(&metrics::EVENTS_SEQUENCED, report.events as f64)
                     .put(&metrics::LOST_ROUNDS, report.lost_rounds as f64);
-                if report.transactions > 0 {
+                if report.claims > 0 {
                     metrics.put(
                         &metrics::EVENTS_PER_TRANSACTION,
-                        report.events as f64 / report.transactions as f64,
+                        report.events as f64 / report.claims as f64,
                     );
                 }
                 if let Some(lag) = report.max_lag_ms {
@@ -79,7 +79,7 @@ impl Sequencer {
                     records = event.records.len(),
                     streams = hints.len(),
                     events = report.events,
-                    transactions = report.transactions,
+                    claims = report.claims,
                     lost_rounds = report.lost_rounds,
                     "sequenced"
                 );
@@ -98,7 +98,15 @@ impl Sequencer {
     /// The local event source that feeds this sequencer as the template's event source
     /// mapping feeds the Lambda: the table's stream, the same filter, the same batch size.
     pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
-        LocalEventSource::for_table(self.log(), EVENT_INSERTS_FILTER).await
+        LocalEventSource::for_table_with(
+            self.log(),
+            EVENT_INSERTS_FILTER,
+            super::local::SourceSettings {
+                batch_size: super::local::SEQUENCER_BATCH_SIZE,
+                ..Default::default()
+            },
+        )
+        .await
     }
 }
 
