@@ -99,7 +99,7 @@ pub(crate) async fn tail(
             .map_err(|e| e.to_string())?;
         print_events(&page.events, json)?;
         from = page.next;
-        if page.events.is_empty() && !follow {
+        if page.events.is_empty() && !page.more && !follow {
             return Ok(());
         }
     }

@@ -33,11 +33,14 @@ pub const POISON_ATTEMPTS: u32 = 3;
 /// How long [`ProjectionEngine::catch_up_all`] starts new rounds of steps, by default: half
 /// the projector function's 120 s timeout.
 const INVOCATION_BUDGET: Duration = Duration::from_secs(60);
-/// Short waits for a lagging global index before a direct catch-up gives up.
-const LAG_WAITS: u32 = 3;
+/// Short waits for a lagging global index before a direct catch-up gives up: 50 ms
+/// doubling, about 3 s in all.
+const LAG_WAITS: u32 = 6;
 /// How long a round-robin catch-up waits for a lagging global index before it leaves the
-/// projection behind for the next trigger.
-pub(super) const LAG_PATIENCE: Duration = Duration::from_secs(1);
+/// projection behind for the next trigger. The counter's record that triggers a pass comes
+/// as the sequencer claims positions, before it writes them on the events (a claim of a
+/// thousand events takes a few hundred milliseconds), and the index follows those writes.
+pub(super) const LAG_PATIENCE: Duration = Duration::from_secs(5);
 /// Events read from `$all` per step.
 pub(super) const EVENTS_PER_STEP: usize = 100;
 /// Steps in a row lost to another engine before a catch-up gives up.

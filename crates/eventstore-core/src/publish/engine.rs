@@ -62,6 +62,10 @@ pub struct Publisher<L, B, S> {
 
 /// The pause before the first retry of a batch's failed entries; doubled each time.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// How long a run triggered by the counter first waits for the positions the counter
+/// names to be readable, and the longest wait between reads (doubling from the first).
+const FIRST_LAG_WAIT: Duration = Duration::from_millis(25);
+const MAX_LAG_WAIT: Duration = Duration::from_millis(400);
 
 impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
     pub fn new(store: EventStore<L>, bus: B, checkpoints: S, config: PublisherConfig) -> Self {
@@ -117,6 +121,7 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
         // Read once: after that, this run's own `advance` is what moves it (conditioned on
         // it, so a run that another moved past stops there).
         let mut from = self.checkpoints.checkpoint(name).await?;
+        let mut lag_wait = FIRST_LAG_WAIT;
         loop {
             report.checkpoint = from;
             if until.is_some_and(|u| from > u) || started.elapsed() >= budget {
@@ -127,9 +132,30 @@ impl<L: EventLog, B: EventBus, S: PublisherStore> Publisher<L, B, S> {
                 .read_global(&self.config.filter, Some(from), self.config.page)
                 .await?;
             if page.events.is_empty() {
-                report.caught_up = true;
+                // A type or category read moves `next` over the other events: the
+                // checkpoint keeps that progress, so no run reads those positions again.
+                if page.next > from {
+                    if !self.checkpoints.advance(name, from, page.next, &[]).await? {
+                        return Ok(());
+                    }
+                    report.checkpoint = page.next;
+                    from = page.next;
+                }
+                if page.more {
+                    continue;
+                }
+                // The counter's record named positions up to `until`, and they are not all
+                // readable yet: the sequencer writes positions just after the counter, and
+                // the index follows. Wait a little, within the budget, and read again.
+                if until.is_some_and(|u| from <= u) && started.elapsed() + lag_wait < budget {
+                    tokio::time::sleep(lag_wait).await;
+                    lag_wait = (lag_wait * 2).min(MAX_LAG_WAIT);
+                    continue;
+                }
+                report.caught_up = until.is_none_or(|u| from > u);
                 return Ok(());
             }
+            lag_wait = FIRST_LAG_WAIT;
             let (entries, mut parked) = self.entries(&page.events)?;
             let span = tracing::info_span!("publisher.page", from, entries = entries.len());
             let refused = self.send(&entries, report).instrument(span).await?;

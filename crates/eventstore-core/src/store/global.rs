@@ -12,6 +12,10 @@ pub struct GlobalPage {
     pub events: Vec<RecordedEvent>,
     /// The position to read from next; a reader keeps it as its checkpoint.
     pub next: u64,
+    /// The page stopped at a limit (events, bytes, or the positions one read passes over)
+    /// rather than at what the index shows: more can be read at once from `next`. A type
+    /// or category page can be empty and still have more.
+    pub more: bool,
 }
 
 impl<L: EventLog> EventStore<L> {
@@ -59,6 +63,7 @@ impl<L: EventLog> EventStore<L> {
                     return Ok(GlobalPage {
                         events,
                         next: position,
+                        more: true,
                     });
                 }
                 bytes += size;
@@ -66,7 +71,11 @@ impl<L: EventLog> EventStore<L> {
             }
             next = page.next;
             if events.len() >= limit || page.end == IndexEnd::Full {
-                return Ok(GlobalPage { events, next });
+                return Ok(GlobalPage {
+                    events,
+                    next,
+                    more: page.end == IndexEnd::Full,
+                });
             }
             // The page is short. It is the true end unless the index hides something: a
             // hole, or positions the counter has handed out but the index does not show yet.
@@ -78,7 +87,13 @@ impl<L: EventLog> EventStore<L> {
                 || (!events.is_empty() && next <= self.log.last_position().await?);
             match waits.next() {
                 Some(wait) if lagging => tokio::time::sleep(*wait).await,
-                _ => return Ok(GlobalPage { events, next }),
+                _ => {
+                    return Ok(GlobalPage {
+                        events,
+                        next,
+                        more: false,
+                    })
+                }
             }
         }
     }
@@ -111,8 +126,14 @@ impl<L: EventLog> EventStore<L> {
         let mut from = from;
         loop {
             let page = self.read_global(filter, from, limit).await?;
-            if !page.events.is_empty() {
+            if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
                 return Ok(page);
+            }
+            if page.more {
+                // A type or category read passed over its limit of other events: go on
+                // at once.
+                from = Some(page.next);
+                continue;
             }
             // Nothing yet: probe cheaply until the index shows something. Each probe starts
             // where the last one stopped, so a reader waiting for a rare type passes over
@@ -124,6 +145,7 @@ impl<L: EventLog> EventStore<L> {
                     return Ok(GlobalPage {
                         events: Vec::new(),
                         next: start,
+                        more: false,
                     });
                 }
                 tokio::time::sleep(READ_WAIT_POLL.min(deadline - now)).await;
@@ -135,6 +157,10 @@ impl<L: EventLog> EventStore<L> {
                     break;
                 }
                 start = start.max(probe.next);
+                if probe.end == IndexEnd::Full {
+                    // It passed over its limit of other events: read on from there now.
+                    break;
+                }
             }
             from = Some(start);
         }
