@@ -31,11 +31,23 @@ struct State {
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryLog {
     state: Arc<Mutex<State>>,
+    /// Positions one global-order read may pass over, as the DynamoDB adapter bounds a
+    /// type or category read; `None` for no bound.
+    passing_at_most: Option<usize>,
 }
 
 impl InMemoryLog {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A log whose global-order reads pass over at most `positions` positions each, and
+    /// then return what they have with `next` after them (a full page, perhaps empty).
+    pub fn passing_at_most(positions: usize) -> Self {
+        Self {
+            passing_at_most: Some(positions.max(1)),
+            ..Self::default()
+        }
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
@@ -193,6 +205,16 @@ impl EventLog for InMemoryLog {
                 events.push(event.clone());
             }
             next = position + 1;
+            if self
+                .passing_at_most
+                .is_some_and(|most| (next - from) as usize >= most)
+            {
+                return Ok(IndexPage {
+                    events,
+                    next,
+                    end: IndexEnd::Full,
+                });
+            }
         }
         Ok(IndexPage {
             events,

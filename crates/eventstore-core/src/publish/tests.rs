@@ -139,6 +139,50 @@ async fn entries_that_keep_failing_fail_the_run_and_the_checkpoint_stays() {
     assert_eq!(positions(&p.bus().published()), [1, 2, 1, 2, 3]);
 }
 
+/// A category whose next event is further on than one read passes over: the publisher
+/// keeps the progress of each empty page and reads on, rather than stopping there for
+/// good.
+#[tokio::test]
+async fn a_filtered_publisher_reads_on_past_pages_of_other_events() {
+    let store = EventStore::new(InMemoryLog::passing_at_most(10));
+    append(&store, "A-1", &[1]).await;
+    append(&store, "B-1", &[1; 25]).await;
+    append(&store, "A-2", &[1]).await;
+    let p = publisher(
+        &store,
+        GlobalFilter::Category(Category::parse("A", "c").unwrap()),
+    );
+    let report = p.publish(None, FOREVER).await.unwrap();
+    assert_eq!(positions(&p.bus().published()), [1, 27]);
+    assert_eq!((report.checkpoint, report.caught_up), (28, true));
+    // A category with no events at all ends at the end of the log, its checkpoint saved.
+    let none = publisher(
+        &store,
+        GlobalFilter::Category(Category::parse("C", "c").unwrap()),
+    );
+    let report = none.publish(None, FOREVER).await.unwrap();
+    assert!(none.bus().published().is_empty());
+    assert_eq!((report.checkpoint, report.caught_up), (28, true));
+}
+
+/// Triggered by the counter's record of position `until`, a publisher that cannot read that
+/// far yet (the sequencer writes positions just after the counter) waits a little, within
+/// its budget, and then reports that it is not caught up.
+#[tokio::test]
+async fn a_publisher_triggered_past_what_is_readable_waits_and_is_not_caught_up() {
+    let store = EventStore::new(InMemoryLog::new());
+    append(&store, "A-1", &[1, 1]).await;
+    let p = publisher(&store, GlobalFilter::All);
+    let started = std::time::Instant::now();
+    let report = p
+        .publish(Some(3), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(positions(&p.bus().published()), [1, 2]);
+    assert_eq!((report.checkpoint, report.caught_up), (3, false));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
 #[tokio::test]
 async fn a_filtered_publisher_sends_one_category_and_stops_at_until() {
     let store = EventStore::new(InMemoryLog::new());
