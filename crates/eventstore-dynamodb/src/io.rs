@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use eventstore_core::StoreError;
@@ -196,6 +197,12 @@ pub(crate) async fn transact_conditionally(
         Sent::Lost => Ok(false),
         Sent::Failed(err) => Err(from_transaction(*err)),
     }
+}
+
+/// Whether an `UpdateItem` was refused only because its condition did not hold.
+pub(crate) fn failed_condition(err: &SdkError<UpdateItemError, HttpResponse>) -> bool {
+    err.as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
 /// The value of a counter item, 0 when it does not exist yet.

@@ -12,7 +12,7 @@ use super::claim::{Claim, Run};
 use super::round::{claim_of, head_key, head_value};
 use super::Sequencer;
 use crate::error::from_sdk;
-use crate::io::{counter_value, get_consistent, key, n, number, s, Item};
+use crate::io::{counter_value, failed_condition, get_consistent, key, n, number, s, Item};
 use crate::keys;
 
 /// Writes in flight at once while a claim is rolled forward.
@@ -240,16 +240,10 @@ impl Sequencer {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::corrupt(format!(
-                    "position {position} was claimed for {stream} version {version}, which is \
+            Err(err) if failed_condition(&err) => Err(StoreError::corrupt(format!(
+                "position {position} was claimed for {stream} version {version}, which is \
                      missing or has another position"
-                )))
-            }
+            ))),
             Err(err) => Err(from_sdk("UpdateItem", err)),
         }
     }
@@ -271,13 +265,7 @@ impl Sequencer {
         match result {
             Ok(_) => Ok(()),
             // Already there: another roller was first.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if failed_condition(&err) => Ok(()),
             Err(err) => Err(from_sdk("UpdateItem", err)),
         }
     }

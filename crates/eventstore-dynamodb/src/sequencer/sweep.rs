@@ -3,15 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use eventstore_core::{StoreError, StreamId, Timestamp};
 use tracing::Instrument;
 
 use super::{Sequencer, StreamHint, SweepReport, SWEEP_BUDGET, SWEEP_PAGE};
 use crate::error::from_sdk;
-use crate::io::{key, n, s, text, Item};
+use crate::io::{failed_condition, key, n, s, text, Item};
 use crate::keys;
 use crate::metrics::{self, Metrics};
 
@@ -129,14 +127,7 @@ impl Sequencer {
         match result {
             Ok(_) => Ok(()),
             // Already out of the index (the usual case): nothing to do.
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if failed_condition(&e) => Ok(()),
             Err(e) => Err(from_sdk("UpdateItem", e)),
         }
     }
