@@ -426,3 +426,55 @@ async fn a_claim_left_half_way_is_rolled_forward_by_the_next_round_or_the_sweep(
         }
     }
 }
+
+/// More than one claim's worth in one call: 2,500 events of one stream and 10 of another
+/// take three claims of at most 1,000 events. Each round after the first rolls the claim
+/// before it forward while it reads the heads, which may not show that claim yet; the
+/// round must count the claim's runs as sequenced and plan the stream on from there.
+#[tokio::test]
+async fn rounds_that_roll_the_claim_before_while_they_read_plan_on_from_it() {
+    let t = TestStore::new().await;
+    let long = stream("Ledger");
+    for _ in 0..25 {
+        t.store
+            .append(
+                &long,
+                ExpectedVersion::Any,
+                &AppendBatch::new(eventstore_tests::events(100)).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let short = stream("Cart");
+    append(&t, &short, &["Added"; 10]).await;
+    let sequencer = t.sequencer().await;
+    let report = sequencer
+        .sequence(&[
+            eventstore_dynamodb::StreamHint {
+                stream: long.clone(),
+                version: 2500,
+            },
+            eventstore_dynamodb::StreamHint {
+                stream: short.clone(),
+                version: 10,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.events, report.claims, report.lost_rounds),
+        (2510, 3, 0)
+    );
+    let positions = t.positions().await;
+    assert_eq!(positions.len(), 2510);
+    assert_dense_and_in_stream_order(&positions);
+    // The long stream takes all the room of the first two claims; the third holds its last
+    // 500 events and then the short stream's 10.
+    let cart: Vec<u64> = positions
+        .iter()
+        .filter(|p| p.0 == short.as_str())
+        .filter_map(|p| p.2)
+        .collect();
+    assert_eq!(cart, (2501..=2510).collect::<Vec<u64>>());
+    assert_eq!(t.counter("COUNTER#ALL").await, 2510);
+}

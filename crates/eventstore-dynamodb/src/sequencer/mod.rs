@@ -186,20 +186,31 @@ impl Sequencer {
         let mut behind: HashSet<StreamId> = HashSet::new();
         let mut report = SequenceReport::default();
         let mut lost_in_a_row = 0;
+        // The last claim written and not rolled forward yet: the next round rolls it while
+        // it reads, and the last is rolled before this returns.
+        let mut unrolled = None;
         while !pending.is_empty() {
             let chunk = pending.len().min(STREAMS_PER_ROUND);
             // A span per round: an X-Ray subsegment holding the round's DynamoDB calls.
             let span = tracing::info_span!("sequencer.round", streams = chunk);
             match self
-                .round(&pending[..chunk], &mut behind, images, lost_in_a_row == 0)
+                .round(
+                    &pending[..chunk],
+                    &mut behind,
+                    images,
+                    lost_in_a_row == 0,
+                    unrolled.take(),
+                )
                 .instrument(span)
                 .await?
             {
                 Round::Committed {
                     done,
-                    events,
+                    claim,
                     oldest,
                 } => {
+                    let events = claim.as_ref().map_or(0, claim::Claim::events);
+                    unrolled = claim;
                     let lag = oldest
                         .as_deref()
                         .and_then(Timestamp::parse)
@@ -227,6 +238,13 @@ impl Sequencer {
                     tokio::time::sleep(conflict_backoff(lost_in_a_row.min(4))).await;
                 }
             }
+        }
+        if let Some(claim) = unrolled {
+            if let Err(err) = self.roll(&claim).await {
+                self.forget();
+                return Err(err);
+            }
+            self.remember(claim.last());
         }
         report.streams_behind = behind.len() as u64;
         Ok(report)

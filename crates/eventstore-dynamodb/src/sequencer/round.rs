@@ -16,7 +16,7 @@ use futures::StreamExt;
 use super::claim::{Claim, MAX_CLAIM_EVENTS};
 use super::planner::{self, Found, Unsequenced};
 use super::{Images, Sequencer, StreamHint};
-use crate::io::{batch_get_consistent, key, number, text, Item};
+use crate::io::{batch_get_consistent, key, n, number, text, Item};
 use crate::item::parse;
 use crate::keys;
 use crate::log::Attributes;
@@ -28,12 +28,13 @@ pub(super) const MAX_EVENTS_FROM_IMAGES: u64 = MAX_CLAIM_EVENTS as u64;
 
 /// How a round ended.
 pub(super) enum Round {
-    /// Claimed and rolled forward (or nothing to do); `done[i]` tells whether stream `i` of
-    /// the round's chunk is finished. `oldest` is the earliest `createdAt` among the events
-    /// it sequenced.
+    /// Claimed (or nothing to do); `done[i]` tells whether stream `i` of the round's chunk
+    /// is finished once `claim` is rolled forward. `oldest` is the earliest `createdAt`
+    /// among the events it claimed. The caller rolls the claim forward: alongside the next
+    /// round's reads, or at the end.
     Committed {
         done: Vec<bool>,
-        events: u64,
+        claim: Option<Claim>,
         oldest: Option<String>,
     },
     /// Another sequencer claimed first. Its claim is rolled forward; nothing of this
@@ -62,6 +63,12 @@ impl Sequencer {
     /// One round over `chunk`; adds to `behind` the streams it found with unsequenced
     /// events.
     ///
+    /// `unrolled` is the claim the round before wrote and has not rolled forward: it is
+    /// rolled forward now, while this round reads, and before this round claims. The heads
+    /// read meanwhile may not show it yet, so its runs count as sequenced; every claim before
+    /// it is rolled forward, so the heads show those. A steady stream of rounds is then two
+    /// dependent steps each: the reads (with the roll before), and the claim.
+    ///
     /// With `trust`, a stream whose records' new images hold every event from its head to
     /// its hint is not read again: the images are the events, once the hinted version is
     /// read to exist (with the heads, in the same `BatchGetItem`). Without it (after a lost
@@ -73,8 +80,46 @@ impl Sequencer {
         behind: &mut HashSet<StreamId>,
         images: &Images,
         trust: bool,
+        unrolled: Option<Claim>,
     ) -> Result<Round, StoreError> {
-        let last = self.settled_last().await?;
+        let (last, items) = match unrolled {
+            Some(before) => {
+                let (rolled, items) =
+                    futures::join!(self.roll(&before), self.read_heads(chunk, trust));
+                if let Err(err) = rolled {
+                    // The counter is past what this sequencer knows; the next round settles.
+                    self.forget();
+                    return Err(err);
+                }
+                self.remember(before.last());
+                let mut items = items?;
+                // Its runs, as the heads will show them.
+                for run in &before.runs {
+                    let head = head_value(items.get(&head_key(&run.stream)))?;
+                    if head < run.to {
+                        let mut item = Item::new();
+                        item.insert(keys::SEQUENCED_VERSION.to_owned(), n(run.to));
+                        items.insert(head_key(&run.stream), item);
+                    }
+                }
+                (before.last(), items)
+            }
+            None => {
+                let last = self.settled_last().await?;
+                (last, self.read_heads(chunk, trust).await?)
+            }
+        };
+        self.plan_and_claim(chunk, behind, images, trust, last, items)
+            .await
+    }
+
+    /// The heads of `chunk`'s streams and, with `trust`, their hinted events, read
+    /// consistently.
+    async fn read_heads(
+        &self,
+        chunk: &[StreamHint],
+        trust: bool,
+    ) -> Result<HashMap<Key, Item>, StoreError> {
         let mut wanted: Vec<Key> = chunk.iter().map(|h| head_key(h.stream.as_str())).collect();
         if trust {
             // The hinted version of every stream the images cover: a claim names only
@@ -83,8 +128,19 @@ impl Sequencer {
             // existing proves every one before it does.
             wanted.extend(chunk.iter().map(|h| event_key(&h.stream, h.version)));
         }
-        let items = self.batch_get(&wanted).await?;
+        self.batch_get(&wanted).await
+    }
 
+    /// Plans a claim on `last` from the heads and events read (`items`), and writes it.
+    async fn plan_and_claim(
+        &self,
+        chunk: &[StreamHint],
+        behind: &mut HashSet<StreamId>,
+        images: &Images,
+        trust: bool,
+        last: u64,
+        items: HashMap<Key, Item>,
+    ) -> Result<Round, StoreError> {
         let mut done = vec![false; chunk.len()];
         let mut to_read = Vec::new();
         for (slot, hint) in chunk.iter().enumerate() {
@@ -136,7 +192,7 @@ impl Sequencer {
         let Some(claim) = planner::place(&found, &takes, last) else {
             return Ok(Round::Committed {
                 done,
-                events: 0,
+                claim: None,
                 oldest: None,
             });
         };
@@ -150,19 +206,13 @@ impl Sequencer {
         if !self.claim(last, &claim).await? {
             return Ok(Round::Lost);
         }
-        if let Err(err) = self.roll(&claim).await {
-            // The counter is past what this sequencer knows; the next round settles.
-            self.forget();
-            return Err(err);
-        }
-        self.remember(claim.last());
         for ((i, f), &take) in found.iter().enumerate().zip(&takes) {
             let slot = slots[i];
             done[slot] = done[slot] || f.head + take as u64 >= chunk[slot].version;
         }
         Ok(Round::Committed {
             done,
-            events: claim.events(),
+            claim: Some(claim),
             oldest,
         })
     }
