@@ -478,3 +478,36 @@ async fn rounds_that_roll_the_claim_before_while_they_read_plan_on_from_it() {
     assert_eq!(cart, (2501..=2510).collect::<Vec<u64>>());
     assert_eq!(t.counter("COUNTER#ALL").await, 2510);
 }
+
+/// A claim on the counter that names an event holding another position (the table was
+/// edited, or two writers ignored each other) is never forced through: settling reports
+/// it, so the sequencer's batches and sweeps fail and its alarms fire, and the event
+/// keeps its position.
+#[tokio::test]
+async fn a_claim_naming_an_event_with_another_position_is_reported_not_forced() {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    let t = TestStore::new().await;
+    let s = stream("Order");
+    append(&t, &s, &["Placed"]).await;
+    t.sequence_all().await;
+    let claim = format!(r#"{{"first":2,"runs":[{{"s":"{s}","f":1,"t":1}}]}}"#);
+    t.client
+        .update_item()
+        .table_name(&t.table)
+        .key("PK", S("COUNTER#ALL".into()))
+        .key("SK", S("COUNTER".into()))
+        .update_expression("SET #last = :last, #claim = :claim")
+        .expression_attribute_names("#last", "last")
+        .expression_attribute_names("#claim", "claim")
+        .expression_attribute_values(":last", N("2".into()))
+        .expression_attribute_values(":claim", S(claim))
+        .send()
+        .await
+        .unwrap();
+    let err = t.sequencer().await.settle().await.unwrap_err();
+    assert!(err.to_string().contains("which holds position 1"), "{err}");
+    assert_eq!(
+        t.positions().await,
+        vec![(s.as_str().to_owned(), 1, Some(1))]
+    );
+}

@@ -41,14 +41,8 @@ pub(crate) struct Claim {
     pub runs: Vec<Run>,
 }
 
-/// One event of a claim and its position.
-#[cfg(test)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Placement<'a> {
-    pub stream: &'a str,
-    pub version: u64,
-    pub position: u64,
-}
+/// One event of a claim: its run (its stream), its version and its position.
+pub(crate) type Placement<'a> = (&'a Run, u64, u64);
 
 impl Claim {
     /// How many positions it hands out.
@@ -61,24 +55,18 @@ impl Claim {
         self.first + self.events() - 1
     }
 
-    /// Each run with the position of its first event.
-    pub fn positioned_runs(&self) -> impl Iterator<Item = (&Run, u64)> {
-        self.runs.iter().scan(self.first, |next, run| {
-            let first = *next;
-            *next += run.to - run.from + 1;
-            Some((run, first))
-        })
-    }
-
-    #[cfg(test)]
+    /// Every event it names, run after run, each run in version order, with its position.
     pub fn placements(&self) -> impl Iterator<Item = Placement<'_>> {
-        self.positioned_runs().flat_map(|(run, first)| {
-            (run.from..=run.to).map(move |version| Placement {
-                stream: &run.stream,
-                version,
-                position: first + (version - run.from),
+        self.runs
+            .iter()
+            .scan(self.first, |next, run| {
+                let first = *next;
+                *next += run.to - run.from + 1;
+                Some((run, first))
             })
-        })
+            .flat_map(|(run, first)| {
+                (run.from..=run.to).map(move |version| (run, version, first + (version - run.from)))
+            })
     }
 
     pub fn encode(&self) -> Result<String, StoreError> {
@@ -126,7 +114,7 @@ mod tests {
         };
         let placed: Vec<(&str, u64, u64)> = claim
             .placements()
-            .map(|p| (p.stream, p.version, p.position))
+            .map(|(run, version, position)| (run.stream.as_str(), version, position))
             .collect();
         assert_eq!(
             placed,

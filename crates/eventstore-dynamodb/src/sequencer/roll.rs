@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use eventstore_core::StoreError;
 use futures::{StreamExt, TryStreamExt};
 
-use super::claim::{Claim, Run};
+use super::claim::{Claim, Placement, Run};
 use super::round::{claim_of, head_key, head_value};
 use super::Sequencer;
 use crate::error::from_sdk;
@@ -123,13 +123,7 @@ impl Sequencer {
 
     /// Rolls forward a claim this sequencer has just written: nothing of it is done yet.
     pub(super) async fn roll(&self, claim: &Claim) -> Result<(), StoreError> {
-        let positions = claim
-            .positioned_runs()
-            .flat_map(|(run, first)| {
-                (run.from..=run.to).map(move |version| (run, version, first + (version - run.from)))
-            })
-            .collect();
-        self.write_roll(positions, claim.runs.iter().collect())
+        self.write_roll(claim.placements().collect(), claim.runs.iter().collect())
             .await
     }
 
@@ -140,31 +134,28 @@ impl Sequencer {
     async fn roll_found(&self, claim: &Claim) -> Result<(), StoreError> {
         let mut wanted: Vec<(String, String)> =
             claim.runs.iter().map(|r| head_key(&r.stream)).collect();
-        for run in &claim.runs {
-            wanted.extend(
-                (run.from..=run.to).map(|v| (keys::stream_pk(&run.stream), keys::version_sk(v))),
-            );
-        }
+        wanted.extend(
+            claim
+                .placements()
+                .map(|(run, v, _)| (keys::stream_pk(&run.stream), keys::version_sk(v))),
+        );
         let items = self.batch_get(&wanted).await?;
         let mut positions = Vec::new();
-        for (run, first) in claim.positioned_runs() {
-            for version in run.from..=run.to {
-                let position = first + (version - run.from);
-                let event = (keys::stream_pk(&run.stream), keys::version_sk(version));
-                match items
-                    .get(&event)
-                    .and_then(|e| number(e, keys::GLOBAL_POSITION))
-                {
-                    Some(p) if p == position => {}
-                    Some(p) => {
-                        return Err(StoreError::corrupt(format!(
-                            "position {position} was claimed for {} version {version}, \
-                             which holds position {p}",
-                            run.stream
-                        )))
-                    }
-                    None => positions.push((run, version, position)),
+        for (run, version, position) in claim.placements() {
+            let event = (keys::stream_pk(&run.stream), keys::version_sk(version));
+            match items
+                .get(&event)
+                .and_then(|e| number(e, keys::GLOBAL_POSITION))
+            {
+                Some(p) if p == position => {}
+                Some(p) => {
+                    return Err(StoreError::corrupt(format!(
+                        "position {position} was claimed for {} version {version}, \
+                         which holds position {p}",
+                        run.stream
+                    )))
                 }
+                None => positions.push((run, version, position)),
             }
         }
         let mut heads = Vec::new();
@@ -190,7 +181,7 @@ impl Sequencer {
     /// forward later checks every event and every head of it.
     async fn write_roll(
         &self,
-        positions: Vec<(&Run, u64, u64)>,
+        positions: Vec<Placement<'_>>,
         heads: Vec<&Run>,
     ) -> Result<(), StoreError> {
         let positions = positions.into_iter().map(|(run, version, position)| {

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use super::claim::{Claim, MAX_CLAIM_EVENTS};
 use super::planner::{self, Found, Unsequenced};
 use super::{Images, Sequencer, StreamHint};
-use crate::io::{batch_get_consistent, key, n, number, text, Item};
+use crate::io::{batch_get_consistent, key, number, text, Item};
 use crate::item::parse;
 use crate::keys;
 use crate::log::Attributes;
@@ -82,34 +82,24 @@ impl Sequencer {
         trust: bool,
         unrolled: Option<Claim>,
     ) -> Result<Round, StoreError> {
-        let (last, items) = match unrolled {
+        let (last, items) = match &unrolled {
             Some(before) => {
                 let (rolled, items) =
-                    futures::join!(self.roll(&before), self.read_heads(chunk, trust));
+                    futures::join!(self.roll(before), self.read_heads(chunk, trust));
                 if let Err(err) = rolled {
                     // The counter is past what this sequencer knows; the next round settles.
                     self.forget();
                     return Err(err);
                 }
                 self.remember(before.last());
-                let mut items = items?;
-                // Its runs, as the heads will show them.
-                for run in &before.runs {
-                    let head = head_value(items.get(&head_key(&run.stream)))?;
-                    if head < run.to {
-                        let mut item = Item::new();
-                        item.insert(keys::SEQUENCED_VERSION.to_owned(), n(run.to));
-                        items.insert(head_key(&run.stream), item);
-                    }
-                }
-                (before.last(), items)
+                (before.last(), items?)
             }
             None => {
                 let last = self.settled_last().await?;
                 (last, self.read_heads(chunk, trust).await?)
             }
         };
-        self.plan_and_claim(chunk, behind, images, trust, last, items)
+        self.plan_and_claim(chunk, behind, images, trust, last, items, unrolled.as_ref())
             .await
     }
 
@@ -132,6 +122,9 @@ impl Sequencer {
     }
 
     /// Plans a claim on `last` from the heads and events read (`items`), and writes it.
+    /// `rolled` is the claim rolled forward while they were read: the heads may not show
+    /// its runs yet, so each of its streams is sequenced at least to its run's end.
+    #[allow(clippy::too_many_arguments)]
     async fn plan_and_claim(
         &self,
         chunk: &[StreamHint],
@@ -140,11 +133,17 @@ impl Sequencer {
         trust: bool,
         last: u64,
         items: HashMap<Key, Item>,
+        rolled: Option<&Claim>,
     ) -> Result<Round, StoreError> {
+        let claimed: HashMap<&str, u64> = rolled
+            .iter()
+            .flat_map(|c| c.runs.iter().map(|r| (r.stream.as_str(), r.to)))
+            .collect();
         let mut done = vec![false; chunk.len()];
         let mut to_read = Vec::new();
         for (slot, hint) in chunk.iter().enumerate() {
-            let head = head_value(items.get(&head_key(hint.stream.as_str())))?;
+            let head = head_value(items.get(&head_key(hint.stream.as_str())))?
+                .max(claimed.get(hint.stream.as_str()).copied().unwrap_or(0));
             if head >= hint.version {
                 done[slot] = true;
             } else {

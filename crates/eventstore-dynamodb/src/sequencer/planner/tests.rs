@@ -88,7 +88,7 @@ fn placing_hands_out_the_positions_after_the_counter() {
     let claim = place(&found, &[2, 0, 2], 40).unwrap();
     let placed: Vec<(&str, u64, u64)> = claim
         .placements()
-        .map(|p| (p.stream, p.version, p.position))
+        .map(|(run, version, position)| (run.stream.as_str(), version, position))
         .collect();
     assert_eq!(
         placed,
