@@ -258,23 +258,8 @@ async fn records_carrying_their_events_are_sequenced_without_reading_the_stream_
     let t = TestStore::new().await;
     let a = stream("Account");
     append(&t, &a, &["Opened", "Deposited"]).await;
-    // Records as DynamoDB Streams sends them: the new image is the item as inserted.
-    let images: Vec<_> = t
-        .raw_items(&a)
-        .await
-        .iter()
-        .map(eventstore_tests::capacity::item_json)
-        .collect();
-    let records: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| {
-            let version = image["version"]["N"].as_str().unwrap().parse().unwrap();
-            let mut r = record(&a, version, 10 + i as u64);
-            r["dynamodb"]["NewImage"] = json!(image);
-            r
-        })
-        .collect();
+    let images = images_of(&t, &a).await;
+    let records = records_of(&a, &images, 10);
     assert_eq!(records.len(), 2);
     // On the store's own client, so that its requests are counted; warmed by one round,
     // so that it knows the counter, as in the steady state.
@@ -293,25 +278,37 @@ async fn records_carrying_their_events_are_sequenced_without_reading_the_stream_
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         t.requests.take(),
-        [("BatchGetItem", 1), ("UpdateItem", 4)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-        "the head and the hinted event in one read, then the claim, then the two positions \
-         and the head: no Query of the stream, no read of the counter"
+        counts(&[("BatchGetItem", 1), ("UpdateItem", 3)]),
+        "the first imaged event (version 1: none before it) in one read, then the claim, \
+         then the two positions: no Query of the stream, no read of the counter"
+    );
+
+    // The steady state: the next record of a stream this sequencer claimed follows on
+    // from where its claim left the stream, so nothing is read at all.
+    append(&t, &a, &["Deposited"]).await;
+    let third = images_of(&t, &a).await.split_off(2);
+    let response = sequencer
+        .handle(batch(records_of(&a, &third, 20)))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        t.requests.take(),
+        counts(&[("UpdateItem", 2)]),
+        "the claim, then the position: two dependent requests"
     );
     assert_eq!(
         t.positions().await,
         vec![
             (a.as_str().to_owned(), 1, Some(2)),
             (a.as_str().to_owned(), 2, Some(3)),
+            (a.as_str().to_owned(), 3, Some(4)),
             (warm.as_str().to_owned(), 1, Some(1)),
         ]
     );
 
-    // A record of an event nobody stored, image and all: the round reads the hinted event
-    // with the head, does not find it, reads the stream instead, finds nothing, and
-    // claims nothing.
+    // A record of an event nobody stored, image and all: the round reads the imaged event,
+    // does not find it, walks the stream back instead, finds nothing, and claims nothing.
     let ghost = stream("Account");
     let mut image = images[0].clone();
     image.insert("PK".into(), json!({"S": format!("STREAM#{ghost}")}));
@@ -320,11 +317,49 @@ async fn records_carrying_their_events_are_sequenced_without_reading_the_stream_
     r["dynamodb"]["NewImage"] = json!(image);
     let response = sequencer.handle(batch(vec![r])).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(t.counter("COUNTER#ALL").await, 3);
+    assert_eq!(t.counter("COUNTER#ALL").await, 4);
     assert!(
         t.raw_items(&ghost).await.is_empty(),
         "nothing written for it"
     );
+}
+
+/// The items of `stream` as DynamoDB Streams sends them in records' new images: the item
+/// as inserted.
+async fn images_of(
+    t: &TestStore,
+    stream: &StreamId,
+) -> Vec<std::collections::BTreeMap<String, Value>> {
+    t.raw_items(stream)
+        .await
+        .iter()
+        .map(eventstore_tests::capacity::item_json)
+        .collect()
+}
+
+/// INSERT records carrying `images` (items of `stream`), numbered from `sequence`.
+fn records_of(
+    stream: &StreamId,
+    images: &[std::collections::BTreeMap<String, Value>],
+    sequence: u64,
+) -> Vec<Value> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let version = image["version"]["N"].as_str().unwrap().parse().unwrap();
+            let mut r = record(stream, version, sequence + i as u64);
+            r["dynamodb"]["NewImage"] = json!(image);
+            r
+        })
+        .collect()
+}
+
+fn counts(expected: &[(&str, u32)]) -> std::collections::BTreeMap<String, u32> {
+    expected
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect()
 }
 
 /// The sequencer writes its claim on the counter and stops before giving the events their
@@ -509,5 +544,84 @@ async fn a_claim_naming_an_event_with_another_position_is_reported_not_forced() 
     assert_eq!(
         t.positions().await,
         vec![(s.as_str().to_owned(), 1, Some(1))]
+    );
+}
+
+/// What a sequencer remembers of where streams end is only trusted through its claim: if
+/// another sequencer went on since, the claim (written only on the counter value the first
+/// one knows) fails, and the round starts again from what the table holds.
+#[tokio::test]
+async fn a_boundary_remembered_from_before_another_sequencer_went_on_is_not_trusted() {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    append(&t, &a, &["Opened"]).await;
+    let first = images_of(&t, &a).await;
+    let (one, two) = (t.sequencer().await, t.sequencer().await);
+    // `one` claims version 1 and remembers that the stream ends there.
+    one.handle(batch(records_of(&a, &first, 1))).await.unwrap();
+    append(&t, &a, &["Deposited"]).await;
+    let second = images_of(&t, &a).await.split_off(1);
+    // `two` sequences version 2; `one` has not seen it.
+    two.handle(batch(records_of(&a, &second, 2))).await.unwrap();
+    // The same record reaches `one` again (a retried batch): by what it remembers, version 2
+    // follows on and needs a position. Its claim fails on the counter `two` moved, and the
+    // round read again finds version 2 sequenced.
+    let response = one.handle(batch(records_of(&a, &second, 2))).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        t.positions().await,
+        vec![
+            (a.as_str().to_owned(), 1, Some(1)),
+            (a.as_str().to_owned(), 2, Some(2)),
+        ]
+    );
+    assert_eq!(t.counter("COUNTER#ALL").await, 2);
+}
+
+/// Records whose images start inside the sequenced prefix (a batch delivered again after
+/// part of it was sequenced): the read of the first imaged event shows its position, and
+/// the round walks the stream back to where positions end.
+#[tokio::test]
+async fn images_that_start_inside_the_sequenced_prefix_are_walked_back_to_its_end() {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    append(&t, &a, &["Opened", "Deposited"]).await;
+    t.sequencer()
+        .await
+        .sequence(&[eventstore_dynamodb::StreamHint {
+            stream: a.clone(),
+            version: 1,
+        }])
+        .await
+        .unwrap();
+    append(&t, &a, &["Deposited"]).await;
+    // A cold sequencer, as after a retried batch landed on a new instance.
+    let cold = Sequencer::new(t.store.log().clone());
+    let images = images_of(&t, &a).await;
+    t.requests.take();
+    let response = cold
+        .handle(batch(records_of(&a, &images, 1)))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let requests = t.requests.take();
+    assert_eq!(
+        t.positions().await,
+        vec![
+            (a.as_str().to_owned(), 1, Some(1)),
+            (a.as_str().to_owned(), 2, Some(2)),
+            (a.as_str().to_owned(), 3, Some(3)),
+        ]
+    );
+    assert_eq!(
+        requests,
+        counts(&[
+            ("BatchGetItem", 2),
+            ("GetItem", 1),
+            ("Query", 1),
+            ("UpdateItem", 3)
+        ]),
+        "cold: the counter, and its claim's event checked; then version 1 read and found \
+         sequenced, one Query back to it, then the claim and two positions"
     );
 }

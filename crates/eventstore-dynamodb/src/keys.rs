@@ -51,8 +51,6 @@ pub const CREATED_AT: &str = "createdAt";
 pub const DATA: &str = "data";
 pub const GLOBAL_POSITION: &str = "globalPosition";
 pub const GLOBAL_BUCKET: &str = "globalBucket";
-/// On a stream head: the last version the sequencer has given a position.
-pub const SEQUENCED_VERSION: &str = "sequencedVersion";
 /// On a counter: the last number handed out.
 pub const COUNTER_LAST: &str = "last";
 /// On the global counter: the claim that handed out the last positions, as JSON (see
@@ -80,9 +78,10 @@ pub fn unsequenced_shard(event_id: &uuid::Uuid) -> u8 {
 
 pub const GLOBAL_ORDER_INDEX: &str = "GlobalOrder";
 
-/// The sort key of stream heads. It sorts before every `VERSION#` key, so the version
-/// range queries never meet it.
-pub const HEAD_SK: &str = "HEAD";
+/// The sort key of the stream heads earlier versions kept (the last version sequenced).
+/// Nothing reads or writes them now; tables keep those already written, and they sort
+/// before every `VERSION#` key, so the version range queries never meet them.
+pub const LEGACY_HEAD_SK: &str = "HEAD";
 pub const COUNTER_SK: &str = "COUNTER";
 /// The sort key of a stream's snapshot. `~` sorts after `#`, so it sorts after every
 /// `VERSION#` key: a backward Query from the end of the partition reads the snapshot first
@@ -260,8 +259,8 @@ mod tests {
         assert_eq!(stream_of_pk("COUNTER#ALL"), None);
         assert_eq!(type_counter_pk("Opened"), "COUNTER#TYPE#Opened");
         assert_eq!(category_counter_pk("Account"), "COUNTER#CATEGORY#Account");
-        // Heads must sort before every version so version range queries never return one.
-        assert!(HEAD_SK < version_sk(0).as_str());
+        // Old heads sort before every version so version range queries never return one.
+        assert!(LEGACY_HEAD_SK < version_sk(0).as_str());
         // The snapshot sorts after every version, outside the events' prefix.
         assert!(version_sk(u64::MAX).as_str() < SNAPSHOT_SK);
         assert!(!SNAPSHOT_SK.starts_with(event_sk_prefix()));

@@ -66,6 +66,8 @@ async fn main() {
         operations_table(&[
             ("lone append", &phase("lone append"), 1),
             ("lone sequence", &phase("lone sequence"), 1),
+            ("lone append again", &phase("lone append again"), 1),
+            ("lone sequence again", &phase("lone sequence again"), 1),
             ("append", &phase("append"), events),
             ("sequence", &phase("sequence"), events),
             ("poll (per poll)", &phase("poll"), POLLS),
@@ -76,15 +78,16 @@ async fn main() {
     let queries = read.by_operation.get("Query").map_or(0, |(n, _)| *n);
     println!(
         "A reader of a rarer type, from position 1 to the end ({} positions): {found} events in {pages} pages of at most 100, {queries} Query requests, {:.1} RCU: {:.2} RCU per position passed over, {:.2} per event of the type.\n",
-        events + 2,
+        events + 3,
         read.total().rcu,
-        read.total().rcu / (events + 2) as f64,
+        read.total().rcu / (events + 3) as f64,
         read.total().rcu / found.max(1) as f64
     );
     let lone = phase("lone append").total().wcu + phase("lone sequence").total().wcu;
+    let again = phase("lone append again").total().wcu + phase("lone sequence again").total().wcu;
     let batched = phase("append").merged(&phase("sequence"));
     println!(
-        "A lone event ({} bytes as stored): {lone:.0} WCU to append and sequence. The run: {:.2} WCU per event.\n",
+        "A lone event ({} bytes as stored): {lone:.0} WCU to append and sequence as a new stream's first, {again:.0} as the next event of a stream the sequencer knows. The run: {:.2} WCU per event.\n",
         measured.lone_item_bytes,
         batched.total().wcu / events as f64
     );

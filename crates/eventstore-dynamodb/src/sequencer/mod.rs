@@ -5,14 +5,15 @@
 //! arrive at least once, ordered only per item, possibly on several shards at once. A record
 //! is only a hint that a stream has events up to some version. The truth is in the table:
 //!
-//! * each stream's head item (`STREAM#<id>`, `HEAD`) holds the last version sequenced;
+//! * an event holds its position or none, and a stream's events holding one are a prefix
+//!   of it (its *boundary* is the last of them);
 //! * the counter item (`COUNTER#ALL`) holds the last position handed out, and the claim
 //!   that handed out the last positions: which events they went to.
 //!
-//! A round reads the hinted streams' heads consistently, plans a claim of up to
+//! A round finds the hinted streams' boundaries (`round.rs`), plans a claim of up to
 //! [`claim::MAX_CLAIM_EVENTS`] events, writes it on the counter with one conditional
 //! `UpdateItem` (only if the counter is still where the round found it), and then rolls it
-//! forward: each event gets its position and each stream's head moves, idempotently. A
+//! forward: each event gets its position, idempotently. A
 //! racing sequencer makes one of the two claims fail; the loser rolls forward the winner's
 //! claim, re-reads and goes again. Whoever claims next first makes sure the claim before is
 //! rolled forward, so a crash between the claim and the roll loses nothing: the next round
@@ -39,11 +40,13 @@ mod sweep;
 pub(crate) use planner::Unsequenced;
 use round::Round;
 
-/// Streams handled per round: their heads and hinted events are read by concurrent
-/// BatchGetItems of 100 keys each. Large rounds make large claims: at 10,000 events a
+/// Streams handled per round: what they need read is read by concurrent BatchGetItems of
+/// 100 keys each. Large rounds make large claims: at 10,000 events a
 /// second over many streams, a claim of 500 streams' events is what keeps the counter
 /// written a few times a second rather than hundreds.
 const STREAMS_PER_ROUND: usize = 500;
+/// Most streams' boundaries a sequencer keeps between rounds (about 100 bytes each).
+const MAX_KNOWN_BOUNDS: usize = 100_000;
 /// Rounds in a row that may lose to another writer of the counter before the sequencer
 /// gives up for now (the batch is then retried by the event source).
 const MAX_LOST_ROUNDS: u32 = 40;
@@ -74,19 +77,31 @@ impl Images {
             .insert(event.version, event);
     }
 
-    /// The events from `head + 1` to the hint's version, if the images hold every one of
-    /// them (at most a claim's worth); `None` if any is missing.
-    fn after(&self, hint: &StreamHint, head: u64) -> Option<Vec<Unsequenced>> {
+    /// The lowest version from which the images hold every event up to the hint's.
+    fn first(&self, hint: &StreamHint) -> Option<u64> {
+        let versions = self.0.get(&hint.stream)?;
+        versions.get(&hint.version)?;
+        let mut first = hint.version;
+        while first > 1 && versions.contains_key(&(first - 1)) {
+            first -= 1;
+        }
+        Some(first)
+    }
+
+    /// The events from `first` to the hint's version (at most a claim's worth), if the
+    /// images hold every one of them; `None` if any is missing.
+    fn from(&self, hint: &StreamHint, first: u64) -> Option<Vec<Unsequenced>> {
         let last = hint
             .version
-            .min(head.saturating_add(round::MAX_EVENTS_FROM_IMAGES));
+            .min(first.saturating_add(round::MAX_EVENTS_FROM_IMAGES - 1));
         let events: Vec<Unsequenced> = self
             .0
             .get(&hint.stream)?
-            .range(head.saturating_add(1)..=last)
+            .range(first..=last)
             .map(|(_, e)| e.clone())
             .collect();
-        (events.len() as u64 == last.saturating_sub(head) && !events.is_empty()).then_some(events)
+        (events.len() as u64 == (last + 1).saturating_sub(first) && !events.is_empty())
+            .then_some(events)
     }
 }
 
@@ -127,6 +142,11 @@ pub struct Sequencer {
     /// counter. If another sequencer has claimed since, the conditional claim fails and
     /// says so. `None` when unknown (cold, or after an ambiguous write).
     known: Arc<Mutex<Option<u64>>>,
+    /// Streams' boundaries (the last version holding a position) as this process left or
+    /// found them since it last learned the counter from outside: exact as long as no other
+    /// sequencer has claimed since, which the next claim, written only on `known`, checks.
+    /// Forgotten with `known`.
+    bounds: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Sequencer {
@@ -134,6 +154,7 @@ impl Sequencer {
         Self {
             log,
             known: Arc::default(),
+            bounds: Arc::default(),
         }
     }
 
@@ -151,6 +172,28 @@ impl Sequencer {
         if let Ok(mut known) = self.known.lock() {
             *known = None;
         }
+        self.forget_bounds();
+    }
+
+    /// Forgets the boundaries: another sequencer may have claimed since they were learned.
+    fn forget_bounds(&self) {
+        if let Ok(mut bounds) = self.bounds.lock() {
+            bounds.clear();
+        }
+    }
+
+    /// Remembers streams' boundaries as a round leaves them.
+    fn learn<'a>(&self, found: impl Iterator<Item = (&'a str, u64)>) {
+        if let Ok(mut bounds) = self.bounds.lock() {
+            if bounds.len() > MAX_KNOWN_BOUNDS {
+                // A warm function's streams come back; a bounded map keeps memory flat
+                // when they do not.
+                bounds.clear();
+            }
+            for (stream, boundary) in found {
+                bounds.insert(stream.to_owned(), boundary);
+            }
+        }
     }
 
     pub fn log(&self) -> &DynamoEventLog {
@@ -165,7 +208,7 @@ impl Sequencer {
     }
 
     /// [`Sequencer::sequence`], with what the stream records said of the events they
-    /// announce: a stream whose images reach from its head to its hint is not read again.
+    /// announce: a stream whose images reach from its boundary to its hint is not read again.
     pub async fn sequence_with(
         &self,
         hints: &[StreamHint],
@@ -194,13 +237,7 @@ impl Sequencer {
             // A span per round: an X-Ray subsegment holding the round's DynamoDB calls.
             let span = tracing::info_span!("sequencer.round", streams = chunk);
             match self
-                .round(
-                    &pending[..chunk],
-                    &mut behind,
-                    images,
-                    lost_in_a_row == 0,
-                    unrolled.take(),
-                )
+                .round(&pending[..chunk], &mut behind, images, unrolled.take())
                 .instrument(span)
                 .await?
             {

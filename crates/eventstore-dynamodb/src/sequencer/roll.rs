@@ -1,5 +1,5 @@
 //! Claims on the counter, and rolling them forward: each event of a claim gets its
-//! position, and its stream's head moves past it. Every write here is idempotent, so a
+//! position. Every write here is idempotent, so a
 //! claim may be rolled forward by its writer, by a sequencer that finds it on the counter,
 //! and by the sweep, in any order and more than once.
 
@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use eventstore_core::StoreError;
 use futures::{StreamExt, TryStreamExt};
 
-use super::claim::{Claim, Placement, Run};
-use super::round::{claim_of, head_key, head_value};
+use super::claim::{Claim, Placement};
+use super::round::claim_of;
 use super::Sequencer;
 use crate::error::from_sdk;
 use crate::io::{counter_value, failed_condition, get_consistent, key, n, number, s, Item};
@@ -45,6 +45,8 @@ impl Sequencer {
     }
 
     async fn settle_item(&self, counter: Option<&Item>) -> Result<u64, StoreError> {
+        // Whatever this process knew of streams' boundaries may be stale now.
+        self.forget_bounds();
         let last = counter_value(counter)?;
         if let Some(claim) = counter.map(claim_of).transpose()?.flatten() {
             if claim.last() != last {
@@ -123,22 +125,18 @@ impl Sequencer {
 
     /// Rolls forward a claim this sequencer has just written: nothing of it is done yet.
     pub(super) async fn roll(&self, claim: &Claim) -> Result<(), StoreError> {
-        self.write_roll(claim.placements().collect(), claim.runs.iter().collect())
-            .await
+        self.write_roll(claim.placements().collect()).await
     }
 
     /// Rolls forward a claim found on the counter, which its writer may have rolled
-    /// forward in part or in full: one consistent read of its events and its streams'
-    /// heads (concurrent `BatchGetItem`s), then only what is missing is written. An event
-    /// that holds another position is reported, never overwritten.
+    /// forward in part or in full: one consistent read of its events (concurrent
+    /// `BatchGetItem`s), then only what is missing is written. An event that holds another
+    /// position is reported, never overwritten.
     async fn roll_found(&self, claim: &Claim) -> Result<(), StoreError> {
-        let mut wanted: Vec<(String, String)> =
-            claim.runs.iter().map(|r| head_key(&r.stream)).collect();
-        wanted.extend(
-            claim
-                .placements()
-                .map(|(run, v, _)| (keys::stream_pk(&run.stream), keys::version_sk(v))),
-        );
+        let wanted: Vec<(String, String)> = claim
+            .placements()
+            .map(|(run, v, _)| (keys::stream_pk(&run.stream), keys::version_sk(v)))
+            .collect();
         let items = self.batch_get(&wanted).await?;
         let mut positions = Vec::new();
         for (run, version, position) in claim.placements() {
@@ -158,39 +156,27 @@ impl Sequencer {
                 None => positions.push((run, version, position)),
             }
         }
-        let mut heads = Vec::new();
-        for run in &claim.runs {
-            if head_value(items.get(&head_key(&run.stream)))? < run.to {
-                heads.push(run);
-            }
-        }
-        if !positions.is_empty() || !heads.is_empty() {
+        if !positions.is_empty() {
             tracing::info!(
                 first = claim.first,
                 positions = positions.len(),
-                heads = heads.len(),
                 "rolling forward a claim another round left"
             );
         }
-        self.write_roll(positions, heads).await
+        self.write_roll(positions).await
     }
 
-    /// Writes `positions` (run, version, position) and moves the heads of `heads`, all at
-    /// once, at most [`ROLL_CONCURRENCY`] writes in flight. Order does not matter: a round
-    /// reads heads only once the claim is fully rolled forward, and whoever rolls a claim
-    /// forward later checks every event and every head of it.
-    async fn write_roll(
-        &self,
-        positions: Vec<Placement<'_>>,
-        heads: Vec<&Run>,
-    ) -> Result<(), StoreError> {
-        let positions = positions.into_iter().map(|(run, version, position)| {
-            futures::future::Either::Left(self.give_position(&run.stream, version, position))
-        });
-        let heads = heads
+    /// Writes `positions` (run, version, position), at most [`ROLL_CONCURRENCY`] writes in
+    /// flight. Order does not matter: a round plans on a stream's positions only once the
+    /// claim is fully rolled forward (or knows its runs' ends), and whoever rolls a claim
+    /// forward later checks every event of it.
+    async fn write_roll(&self, positions: Vec<Placement<'_>>) -> Result<(), StoreError> {
+        // Collected first: a lazy map inside the stream would not be `Send` for every
+        // lifetime, which the Lambda runtime needs.
+        let writes: Vec<_> = positions
             .into_iter()
-            .map(|run| futures::future::Either::Right(self.move_head(run)));
-        let writes: Vec<_> = positions.chain(heads).collect();
+            .map(|(run, version, position)| self.give_position(&run.stream, version, position))
+            .collect();
         futures::stream::iter(writes)
             .buffer_unordered(ROLL_CONCURRENCY)
             .try_collect::<Vec<()>>()
@@ -235,28 +221,6 @@ impl Sequencer {
                 "position {position} was claimed for {stream} version {version}, which is \
                      missing or has another position"
             ))),
-            Err(err) => Err(from_sdk("UpdateItem", err)),
-        }
-    }
-
-    /// Moves the run's stream head to its last version, unless it is there or further.
-    async fn move_head(&self, run: &Run) -> Result<(), StoreError> {
-        let result = self
-            .log
-            .client
-            .update_item()
-            .table_name(&self.log.table)
-            .set_key(Some(key(keys::stream_pk(&run.stream), keys::HEAD_SK)))
-            .update_expression("SET #v = :v")
-            .condition_expression("attribute_not_exists(#v) OR #v < :v")
-            .expression_attribute_names("#v", keys::SEQUENCED_VERSION)
-            .expression_attribute_values(":v", n(run.to))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already there: another roller was first.
-            Err(err) if failed_condition(&err) => Ok(()),
             Err(err) => Err(from_sdk("UpdateItem", err)),
         }
     }

@@ -1,14 +1,33 @@
-//! One read-plan-claim-roll round: reads the hinted streams' heads consistently, asks the
-//! planner which unsequenced events one claim takes, writes the claim on the counter
-//! conditioned on the counter's last value, and rolls it forward (`roll.rs`).
+//! One read-plan-claim-roll round: finds where each hinted stream's sequenced prefix ends,
+//! asks the planner which unsequenced events one claim takes, writes the claim on the
+//! counter conditioned on the counter's last value, and rolls it forward (`roll.rs`).
 //!
 //! Why it hands out every position exactly once: a claim is written only on the counter
 //! value it was planned on, and only after the claim before it (the one the counter holds)
 //! has been rolled forward; every claim's writer made sure of the one before it, so every
-//! claim but the last is rolled forward. The heads are read after that, so they show every
-//! event of every claim, and no event is planned twice.
+//! claim but the last is rolled forward. So when a round plans, the events holding a
+//! position are exactly those of all claims, and each claim took a stream's events right
+//! after the ones holding positions: a stream's positioned events are a prefix of it. The
+//! round finds where that prefix ends (a stream's *boundary*), and no event is planned
+//! twice.
+//!
+//! Finding the boundary, cheapest first:
+//!
+//! * a stream of the claim rolled forward while this round reads ends where its run ends;
+//! * a stream this sequencer planned or claimed since it last knew the counter ends where
+//!   it left it ([`Sequencer`]'s `bounds`): if another sequencer had claimed since, the
+//!   claim this round writes on the counter value it knows fails, and nothing planned on
+//!   a stale boundary is written;
+//! * a stream whose records' new images hold its events up to the hint: one consistent
+//!   read of the first of them and the one before it (with every other such stream, in
+//!   concurrent `BatchGetItem`s) says whether the prefix ends right before them;
+//! * otherwise, a consistent Query backward from the hint to the first event holding a
+//!   position.
+//!
+//! In the steady state (a warm sequencer, records that follow on from what it claimed) a
+//! round reads nothing: it is the claim's `UpdateItem` and the roll's concurrent writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use eventstore_core::{StoreError, StreamId};
 use futures::StreamExt;
@@ -25,6 +44,9 @@ use crate::log::Attributes;
 const QUERY_CONCURRENCY: usize = 8;
 /// Most events a stream's images stand in for in one round: what one claim takes.
 pub(super) const MAX_EVENTS_FROM_IMAGES: u64 = MAX_CLAIM_EVENTS as u64;
+/// The first page of a Query backward for a stream's boundary: usually only the last few
+/// events lack a position. Later pages are [`MAX_CLAIM_EVENTS`] long.
+const FIRST_WALK_PAGE: usize = 16;
 
 /// How a round ended.
 pub(super) enum Round {
@@ -45,18 +67,18 @@ pub(super) enum Round {
 /// An item of the events table by its (PK, SK).
 type Key = (String, String);
 
-pub(super) fn head_key(stream: &str) -> Key {
-    (keys::stream_pk(stream), keys::HEAD_SK.to_owned())
+fn event_key(stream: &str, version: u64) -> Key {
+    (keys::stream_pk(stream), keys::version_sk(version))
 }
 
-fn event_key(stream: &StreamId, version: u64) -> Key {
-    (keys::stream_pk(stream.as_str()), keys::version_sk(version))
-}
-
-pub(super) fn head_value(item: Option<&Item>) -> Result<u64, StoreError> {
-    let Some(item) = item else { return Ok(0) };
-    number(item, keys::SEQUENCED_VERSION)
-        .ok_or_else(|| StoreError::corrupt("a stream head without a valid sequencedVersion"))
+/// Where a round starts on a stream.
+enum Start {
+    /// Its boundary is known: the last version holding a position.
+    Known(u64),
+    /// Its images hold `first..=hint`: the items read at `first - 1` and `first` tell.
+    Images { first: u64 },
+    /// Found by a Query backward from the hint.
+    Walk,
 }
 
 impl Sequencer {
@@ -64,165 +86,255 @@ impl Sequencer {
     /// events.
     ///
     /// `unrolled` is the claim the round before wrote and has not rolled forward: it is
-    /// rolled forward now, while this round reads, and before this round claims. The heads
-    /// read meanwhile may not show it yet, so its runs count as sequenced; every claim before
-    /// it is rolled forward, so the heads show those. A steady stream of rounds is then two
-    /// dependent steps each: the reads (with the roll before), and the claim.
-    ///
-    /// With `trust`, a stream whose records' new images hold every event from its head to
-    /// its hint is not read again: the images are the events, once the hinted version is
-    /// read to exist (with the heads, in the same `BatchGetItem`). Without it (after a lost
-    /// round), every stream is read with a Query. In the steady state a round is a
-    /// `BatchGetItem`, the claim's `UpdateItem`, and the roll's concurrent writes.
+    /// rolled forward now, while this round reads, and before this round claims. The items
+    /// read meanwhile may not show it yet, so its streams end where its runs end; every
+    /// claim before it is rolled forward. A steady stream of rounds is then two dependent
+    /// steps each: the reads (with the roll before), and the claim.
     pub(super) async fn round(
         &self,
         chunk: &[StreamHint],
         behind: &mut HashSet<StreamId>,
         images: &Images,
-        trust: bool,
         unrolled: Option<Claim>,
     ) -> Result<Round, StoreError> {
-        let (last, items) = match &unrolled {
+        let last = match &unrolled {
+            Some(before) => before.last(),
+            None => self.settled_last().await?,
+        };
+        // Known boundaries are taken after the counter is settled: settling forgets them.
+        let starts = self.starts(chunk, images, unrolled.as_ref());
+        let wanted: Vec<Key> = chunk
+            .iter()
+            .zip(&starts)
+            .flat_map(|(hint, start)| match start {
+                Start::Images { first } => {
+                    let before = (*first > 1).then(|| event_key(hint.stream.as_str(), first - 1));
+                    before
+                        .into_iter()
+                        .chain([event_key(hint.stream.as_str(), *first)])
+                        .collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let items = match &unrolled {
             Some(before) => {
-                let (rolled, items) =
-                    futures::join!(self.roll(before), self.read_heads(chunk, trust));
+                let (rolled, items) = futures::join!(self.roll(before), self.batch_get(&wanted));
                 if let Err(err) = rolled {
                     // The counter is past what this sequencer knows; the next round settles.
                     self.forget();
                     return Err(err);
                 }
-                self.remember(before.last());
-                (before.last(), items?)
+                self.remember(last);
+                items?
             }
-            None => {
-                let last = self.settled_last().await?;
-                (last, self.read_heads(chunk, trust).await?)
-            }
+            None => self.batch_get(&wanted).await?,
         };
-        self.plan_and_claim(chunk, behind, images, trust, last, items, unrolled.as_ref())
+        self.plan_and_claim(chunk, behind, images, last, &starts, &items)
             .await
     }
 
-    /// The heads of `chunk`'s streams and, with `trust`, their hinted events, read
-    /// consistently.
-    async fn read_heads(
-        &self,
-        chunk: &[StreamHint],
-        trust: bool,
-    ) -> Result<HashMap<Key, Item>, StoreError> {
-        let mut wanted: Vec<Key> = chunk.iter().map(|h| head_key(h.stream.as_str())).collect();
-        if trust {
-            // The hinted version of every stream the images cover: a claim names only
-            // events that exist, since a position handed to nothing would be a hole for
-            // good. Events are never deleted and versions are dense, so the hinted one
-            // existing proves every one before it does.
-            wanted.extend(chunk.iter().map(|h| event_key(&h.stream, h.version)));
-        }
-        self.batch_get(&wanted).await
+    /// Where each stream of `chunk` starts, from what is known without reading.
+    fn starts(&self, chunk: &[StreamHint], images: &Images, rolled: Option<&Claim>) -> Vec<Start> {
+        let claimed: HashMap<&str, u64> = rolled
+            .iter()
+            .flat_map(|c| c.runs.iter().map(|r| (r.stream.as_str(), r.to)))
+            .collect();
+        let bounds = self.bounds.lock().ok();
+        chunk
+            .iter()
+            .map(|hint| {
+                let known = claimed.get(hint.stream.as_str()).copied().or_else(|| {
+                    bounds
+                        .as_ref()
+                        .and_then(|b| b.get(hint.stream.as_str()).copied())
+                });
+                match (known, images.first(hint)) {
+                    (Some(boundary), _) => Start::Known(boundary),
+                    (None, Some(first)) => Start::Images { first },
+                    (None, None) => Start::Walk,
+                }
+            })
+            .collect()
     }
 
-    /// Plans a claim on `last` from the heads and events read (`items`), and writes it.
-    /// `rolled` is the claim rolled forward while they were read: the heads may not show
-    /// its runs yet, so each of its streams is sequenced at least to its run's end.
-    #[allow(clippy::too_many_arguments)]
+    /// Finds each stream's boundary and unsequenced events, plans a claim on `last` and
+    /// writes it.
     async fn plan_and_claim(
         &self,
         chunk: &[StreamHint],
         behind: &mut HashSet<StreamId>,
         images: &Images,
-        trust: bool,
         last: u64,
-        items: HashMap<Key, Item>,
-        rolled: Option<&Claim>,
+        starts: &[Start],
+        items: &HashMap<Key, Item>,
     ) -> Result<Round, StoreError> {
-        let claimed: HashMap<&str, u64> = rolled
+        // Collected first: a lazy map inside the stream would not be `Send` for every
+        // lifetime, which the Lambda runtime needs.
+        let reads: Vec<_> = chunk
             .iter()
-            .flat_map(|c| c.runs.iter().map(|r| (r.stream.as_str(), r.to)))
+            .zip(starts)
+            .map(|(hint, start)| self.unsequenced(hint, start, images, items))
             .collect();
+        let read: Vec<Result<(u64, Vec<Unsequenced>), StoreError>> = futures::stream::iter(reads)
+            .buffered(QUERY_CONCURRENCY)
+            .collect()
+            .await;
         let mut done = vec![false; chunk.len()];
-        let mut to_read = Vec::new();
-        for (slot, hint) in chunk.iter().enumerate() {
-            let head = head_value(items.get(&head_key(hint.stream.as_str())))?
-                .max(claimed.get(hint.stream.as_str()).copied().unwrap_or(0));
+        let mut found = Vec::with_capacity(read.len());
+        for (slot, result) in read.into_iter().enumerate() {
+            let (head, events) = result?;
+            let hint = &chunk[slot];
             if head >= hint.version {
+                done[slot] = true;
+            } else if events.is_empty() {
+                // The hint names a version the table does not hold: a forged or edited
+                // record. There is nothing to sequence.
+                tracing::warn!(stream = %hint.stream, hinted = hint.version, head,
+                    "stream hint beyond the stored events; ignored");
                 done[slot] = true;
             } else {
                 behind.insert(hint.stream.clone());
-                to_read.push((slot, head));
             }
-        }
-        let read: Vec<(usize, u64, Result<Vec<Unsequenced>, StoreError>)> =
-            futures::stream::iter(to_read)
-                .map(|(slot, head)| {
-                    let items = &items;
-                    async move {
-                        let hint = &chunk[slot];
-                        let stored = items.contains_key(&event_key(&hint.stream, hint.version));
-                        let events = match images.after(hint, head).filter(|_| trust && stored) {
-                            Some(events) => Ok(events),
-                            None => self.unsequenced(&hint.stream, head).await,
-                        };
-                        (slot, head, events)
-                    }
-                })
-                .buffered(QUERY_CONCURRENCY)
-                .collect()
-                .await;
-        let mut slots = Vec::with_capacity(read.len());
-        let mut found = Vec::with_capacity(read.len());
-        for (slot, head, events) in read {
-            let events = events?;
-            if events.is_empty() {
-                // The hint names a version the table does not hold: a forged or edited
-                // record. There is nothing to sequence.
-                tracing::warn!(stream = %chunk[slot].stream, hinted = chunk[slot].version, head,
-                    "stream hint beyond the stored events; ignored");
-                done[slot] = true;
-            }
-            slots.push(slot);
             found.push(Found {
-                stream: chunk[slot].stream.as_str().to_owned(),
+                stream: hint.stream.as_str().to_owned(),
                 head,
                 events,
             });
         }
 
         let takes = planner::pack(&found, planner::Budget::CLAIM);
-        let Some(claim) = planner::place(&found, &takes, last) else {
-            return Ok(Round::Committed {
-                done,
-                claim: None,
-                oldest: None,
-            });
-        };
+        let claim = planner::place(&found, &takes, last);
         let oldest = found
             .iter()
             .zip(&takes)
             .flat_map(|(f, &take)| f.events[..take].iter().map(|e| &e.created_at))
             .min()
             .cloned();
-
-        if !self.claim(last, &claim).await? {
-            return Ok(Round::Lost);
+        if let Some(claim) = &claim {
+            if !self.claim(last, claim).await? {
+                return Ok(Round::Lost);
+            }
         }
-        for ((i, f), &take) in found.iter().enumerate().zip(&takes) {
-            let slot = slots[i];
+        // The boundaries as they are once the claim is rolled forward, for the next rounds.
+        self.learn(
+            found
+                .iter()
+                .zip(&takes)
+                .map(|(f, &take)| (f.stream.as_str(), f.head + take as u64)),
+        );
+        for (slot, (f, &take)) in found.iter().zip(&takes).enumerate() {
             done[slot] = done[slot] || f.head + take as u64 >= chunk[slot].version;
         }
         Ok(Round::Committed {
             done,
-            claim: Some(claim),
+            claim,
             oldest,
         })
     }
 
-    /// The stream's events after `head`, in version order, as many as one claim can take,
-    /// read consistently. Versions are dense, so they must start at `head + 1`.
+    /// A stream's boundary and, if it is below the hint, the events after it in version
+    /// order, as many as one claim can take.
     async fn unsequenced(
+        &self,
+        hint: &StreamHint,
+        start: &Start,
+        images: &Images,
+        items: &HashMap<Key, Item>,
+    ) -> Result<(u64, Vec<Unsequenced>), StoreError> {
+        let stream = hint.stream.as_str();
+        let boundary = match *start {
+            Start::Known(boundary) => boundary,
+            Start::Images { first } => {
+                let position = |version| {
+                    items
+                        .get(&event_key(stream, version))
+                        .map(|item| number(item, keys::GLOBAL_POSITION))
+                };
+                // `Some(None)`: stored, without a position; `None`: not stored.
+                match (
+                    first == 1 || matches!(position(first - 1), Some(Some(_))),
+                    position(first),
+                ) {
+                    (true, Some(None)) => first - 1,
+                    // Positions reach into the images, or the prefix ends further back,
+                    // or the first image names an event not stored.
+                    _ => return self.walk_back(&hint.stream, hint.version).await,
+                }
+            }
+            Start::Walk => return self.walk_back(&hint.stream, hint.version).await,
+        };
+        if boundary >= hint.version {
+            return Ok((boundary, Vec::new()));
+        }
+        if let Some(events) = images.from(hint, boundary + 1) {
+            return Ok((boundary, events));
+        }
+        match self.read_after(&hint.stream, boundary).await? {
+            Some(events) => Ok((boundary, events)),
+            None => self.walk_back(&hint.stream, hint.version).await,
+        }
+    }
+
+    /// Walks a stream backward from version `top` to the last event holding a position,
+    /// with consistent Queries: returns that version (0 if none holds one) and the events
+    /// after it, at most a claim's worth.
+    async fn walk_back(
+        &self,
+        stream: &StreamId,
+        top: u64,
+    ) -> Result<(u64, Vec<Unsequenced>), StoreError> {
+        let mut events: VecDeque<Unsequenced> = VecDeque::new();
+        let mut below: Option<u64> = None;
+        let mut start = None;
+        let mut limit = FIRST_WALK_PAGE;
+        loop {
+            let page = self
+                .log
+                .query_versions(stream, (1, top), true, limit, Attributes::All, start)
+                .await?;
+            for item in page.items {
+                let item = parse(item)?;
+                if below.is_some_and(|b| item.version + 1 != b) {
+                    return Err(StoreError::corrupt(format!(
+                        "stream {stream} has no version {}",
+                        item.version + 1
+                    )));
+                }
+                if item.global_position.is_some() {
+                    return Ok((item.version, events.into()));
+                }
+                below = Some(item.version);
+                events.push_front(Unsequenced::of(item));
+                if events.len() > MAX_CLAIM_EVENTS {
+                    events.pop_back();
+                }
+            }
+            match page.last_key {
+                Some(key) => {
+                    start = Some(key);
+                    limit = MAX_CLAIM_EVENTS;
+                }
+                None => break,
+            }
+        }
+        if below.is_some_and(|b| b != 1) {
+            return Err(StoreError::corrupt(format!(
+                "stream {stream} does not start at version 1"
+            )));
+        }
+        Ok((0, events.into()))
+    }
+
+    /// The stream's events after `head`, in version order, as many as one claim can take,
+    /// read consistently. Versions are dense, so they must start at `head + 1`. `None` if
+    /// one of them holds a position: `head` was stale (another sequencer went on since), and
+    /// the caller walks back instead.
+    async fn read_after(
         &self,
         stream: &StreamId,
         head: u64,
-    ) -> Result<Vec<Unsequenced>, StoreError> {
+    ) -> Result<Option<Vec<Unsequenced>>, StoreError> {
         let first = head.saturating_add(1);
         let mut events: Vec<Unsequenced> = Vec::new();
         let mut start = None;
@@ -248,11 +360,14 @@ impl Sequencer {
                         first - 1 + events.len() as u64
                     )));
                 }
+                if item.global_position.is_some() {
+                    return Ok(None);
+                }
                 events.push(Unsequenced::of(item));
             }
             match page.last_key {
                 Some(key) if events.len() < MAX_CLAIM_EVENTS => start = Some(key),
-                _ => return Ok(events),
+                _ => return Ok(Some(events)),
             }
         }
     }
