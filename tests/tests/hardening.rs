@@ -2,14 +2,13 @@
 //! DynamoDB behaviour moto lacks is injected with SDK interceptors (see `tests/src/faults/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use bank_account::{AccountCommand, BankAccount};
 use eventstore_core::{
     AppendBatch, CommandContext, CommandError, EventStore, ExpectedVersion, Repository, StoreError,
     StreamRead,
 };
 use eventstore_dynamodb::trigger::LocalEventSource;
-use eventstore_dynamodb::{keys, Client, DynamoEventLog, Sequencer, StreamHint};
+use eventstore_dynamodb::{Client, DynamoEventLog, Sequencer, StreamHint};
 use eventstore_http::Mount;
 use eventstore_tests::http::{app, call, request};
 use eventstore_tests::{
@@ -259,9 +258,9 @@ async fn a_retried_command_with_an_idempotency_key_is_applied_once() {
 }
 
 /// The sequencer is throttled past the event source's retries, so the source gives up on
-/// the batch (on AWS: it goes to the failure queue) and the streams get no further append.
-/// Once DynamoDB recovers, the sweep finds the stranded appends through the sparse
-/// `Unsequenced` index, not a Scan, and every event gets its position.
+/// the batch and, as the template's mapping does, records it in the failed-batch queue; the
+/// streams get no further append. Once DynamoDB recovers, the sweep reads the batch's
+/// records back from the table's stream and every event gets its position, without a Scan.
 #[tokio::test]
 async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     let t = TestStore::new().await;
@@ -269,7 +268,9 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     let fault = Throttle::of(&["UpdateItem"]);
     fault.start();
     let throttled = TestStore::with_fault(fault.clone()).await;
-    let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table));
+    let queue = t.failed_batches().await;
+    let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table))
+        .with_failed_batches(Some(queue.clone()));
     let mut source = sequencer.local_source().await.unwrap();
 
     for (stream, body) in [
@@ -296,19 +297,18 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
         t.positions().await.iter().all(|p| p.2.is_none()),
         "nothing sequenced while throttled"
     );
-    // One index entry per append, for its last event.
-    assert_eq!(unsequenced_entries(&t).await, 3);
 
     fault.stop();
-    // Appends younger than the sweep's age are left to the stream path.
-    let young = sequencer
-        .sweep(std::time::Duration::from_secs(600))
-        .await
-        .unwrap();
-    assert_eq!((young.streams, young.events), (0, 0));
-    let swept = sequencer.sweep(std::time::Duration::ZERO).await.unwrap();
-    assert_eq!((swept.streams, swept.events), (3, 6));
-    assert_eq!(unsequenced_entries(&t).await, 0);
+    let swept = sequencer.sweep().await.unwrap();
+    assert_eq!(
+        (
+            swept.batches,
+            swept.unreplayable,
+            swept.streams,
+            swept.events
+        ),
+        (1, 0, 3, 6)
+    );
     eventstore_tests::assert_dense_and_in_stream_order(&t.positions().await);
 
     let all = call(&api, request("GET", "/all/events", None)).await;
@@ -322,40 +322,47 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     sorted.sort_unstable();
     assert_eq!(sorted, [1, 2, 3, 4, 5, 6]);
     assert_eq!(all.json["next"], 7);
-    // A second sweep finds nothing: the index is empty again.
-    let idle = sequencer.sweep(std::time::Duration::ZERO).await.unwrap();
-    assert_eq!((idle.streams, idle.events), (0, 0));
+    // The message was deleted once its batch was sequenced: a second sweep finds nothing.
+    let idle = sequencer.sweep().await.unwrap();
+    assert_eq!((idle.batches, idle.streams, idle.events), (0, 0, 0));
 
-    // An event sequenced by an older sequencer, which did not take it out of the index
-    // (a stack mid-upgrade): the sweep counts nothing stranded and takes it out.
-    t.client
-        .update_item()
-        .table_name(&t.table)
-        .key("PK", AttributeValue::S("STREAM#Acc-s2".into()))
-        .key("SK", AttributeValue::S(keys::version_sk(1)))
-        .update_expression("SET unsequencedShard = :s")
-        .expression_attribute_values(":s", AttributeValue::N("3".into()))
-        .send()
+    // A batch whose records are gone from the stream (expired after 24 hours): counted as
+    // unreplayable, and its message stays in the queue for the operator.
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let expired = eventstore_dynamodb::trigger::FailedBatches::new(
+        aws_sdk_sqs::Client::new(&config),
+        queue.queue_url(),
+        eventstore_tests::TrimmedStream::client().await,
+    );
+    let late = Sequencer::new(t.store.log().clone()).with_failed_batches(Some(expired));
+    queue
+        .send(&t.failed_batch_of_every_insert().await)
         .await
         .unwrap();
-    assert_eq!(unsequenced_entries(&t).await, 1);
-    let stale = sequencer.sweep(std::time::Duration::ZERO).await.unwrap();
-    assert_eq!((stale.streams, stale.events), (0, 0));
-    assert_eq!(unsequenced_entries(&t).await, 0);
+    let lost = late.sweep().await.unwrap();
+    assert_eq!((lost.batches, lost.unreplayable, lost.events), (0, 1, 0));
+    assert_eq!(queued_messages(&queue).await, 1);
 }
 
-/// Entries in the events table's `Unsequenced` index, all shards.
-async fn unsequenced_entries(t: &TestStore) -> usize {
-    let out = t
-        .client
-        .scan()
-        .table_name(&t.table)
-        .index_name(keys::UNSEQUENCED_INDEX)
+/// Messages in `queue`, visible or not.
+async fn queued_messages(queue: &eventstore_dynamodb::trigger::FailedBatches) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let out = aws_sdk_sqs::Client::new(&config)
+        .get_queue_attributes()
+        .queue_url(queue.queue_url())
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
         .unwrap();
-    assert!(out.last_evaluated_key.is_none());
-    out.items.unwrap_or_default().len()
+    out.attributes()
+        .map(|a| {
+            a.values()
+                .map(|v| v.parse::<u64>().unwrap_or(0))
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
 }
 
 /// The sequencer function takes both of its triggers' inputs: a real stream batch (from
@@ -382,14 +389,28 @@ async fn the_sequencer_function_answers_a_stream_batch_and_a_sweep() {
         )
         .await
         .unwrap();
+    let sequencer = sequencer.with_failed_batches(Some(t.failed_batches().await));
     let sweep: Invocation = serde_json::from_str(SWEEP_INPUT).unwrap();
     assert!(matches!(sweep, Invocation::Sweep { .. }));
-    // The append is younger than the schedule's minute: left to the stream path.
+    // Nothing was given up on: the append is the stream path's.
     let answer = sequencer.invoke(sweep).await.unwrap();
-    assert_eq!(answer, serde_json::json!({"streams": 0, "events": 0}));
-    let now: Invocation = serde_json::from_str(r#"{"sweep":{"olderThanSeconds":0}}"#).unwrap();
-    let answer = sequencer.invoke(now).await.unwrap();
-    assert_eq!(answer, serde_json::json!({"streams": 1, "events": 2}));
+    assert_eq!(
+        answer,
+        serde_json::json!({"batches": 0, "unreplayable": 0, "streams": 0, "events": 0})
+    );
+    // The mapping gave up on its batch; the schedule of an earlier version (which sent an
+    // age) still sweeps.
+    t.failed_batches()
+        .await
+        .send(&t.failed_batch_of_every_insert().await)
+        .await
+        .unwrap();
+    let old: Invocation = serde_json::from_str(r#"{"sweep":{"olderThanSeconds":60}}"#).unwrap();
+    let answer = sequencer.invoke(old).await.unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"batches": 1, "unreplayable": 0, "streams": 1, "events": 2})
+    );
 }
 
 /// The projector meets the same throttled transactions: it backs off and resends, and if

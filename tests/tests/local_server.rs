@@ -121,7 +121,7 @@ async fn the_local_server_answers_with_the_shared_router() {
 async fn events_appended_to_the_local_server_show_up_in_all_once_sequenced() {
     let t = TestStore::new().await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All));
-    let sequencer = local::spawn_sequencer(t.store.log().clone());
+    let sequencer = local::spawn_sequencer(t.sequencer().await);
     let server = Server::start(app).await;
     let port = server.port;
 
@@ -168,7 +168,7 @@ async fn a_deposit_shows_up_in_account_balances_through_the_local_pollers() {
     let t = TestStore::new().await;
     let projector = t.projector(eventstore_app::registry().projections).await;
     let app = Arc::new(App::new(t.store.clone(), Mount::All).with_projector(projector.clone()));
-    let sequencer = local::spawn_sequencer(t.store.log().clone());
+    let sequencer = local::spawn_sequencer(t.sequencer().await);
     let projecting = local::spawn_projector(
         projector,
         eventstore_dynamodb::trigger::projector::LOCAL_CATCH_UP_EVERY,

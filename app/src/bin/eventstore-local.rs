@@ -62,14 +62,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let components = Components::from_env(eventstore_app::registry()).await;
+    let mut components = Components::from_env(eventstore_app::registry()).await;
     let table = components.config.events_table.clone();
     let endpoint = eventstore_dynamodb::endpoint_description();
     if let Err(err) = components.create_tables().await {
         eprintln!("could not create the tables at {endpoint}: {err}");
         return ExitCode::FAILURE;
     }
-    local::spawn_sequencer(components.log.clone());
+    if let Err(err) = components.create_local_failure_queue().await {
+        eprintln!("could not create the sequencer's failed-batch queue: {err}");
+        return ExitCode::FAILURE;
+    }
+    local::spawn_sequencer(components.sequencer());
     local::spawn_projector(components.projector(), LOCAL_CATCH_UP_EVERY);
     let publisher_note = match publish {
         Some(settings) => {

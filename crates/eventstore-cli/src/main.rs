@@ -29,6 +29,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use eventstore_core::publish::PublisherStore;
 use eventstore_core::{Category, EventStore, EventType, GlobalFilter};
+use eventstore_dynamodb::trigger::FailedBatches;
 use eventstore_dynamodb::{Components, Config, DynamoPublisherStore, Sequencer};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -87,14 +88,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Runs the sequencer's sweep now: sequences appends still unsequenced after
-    /// `--older-than` seconds, found through the Unsequenced index (no Scan).
-    Sweep {
-        #[arg(long, default_value_t = 0)]
-        older_than: u64,
-    },
+    /// Runs the sequencer's sweep now: rolls forward the counter's claim and replays the
+    /// batches waiting in SEQUENCER_FAILURES_QUEUE_URL's queue (a stack output).
+    Sweep,
     /// Checks the deployed tables: the events table, its indexes and stream, deletion
-    /// protection, point-in-time recovery, the projection tables, stranded appends. Exit
+    /// protection, point-in-time recovery, the projection tables. Exit
     /// status 1 if anything is wrong, with what to do.
     Check {
         #[arg(long)]
@@ -211,15 +209,21 @@ async fn published_parked(
     Ok(())
 }
 
-async fn sweep(sequencer: &Sequencer, older_than: u64) -> Result<(), String> {
-    let report = sequencer
-        .sweep(Duration::from_secs(older_than))
-        .await
-        .map_err(|e| e.to_string())?;
+async fn sweep(sequencer: &Sequencer) -> Result<(), String> {
+    if sequencer.failed_batches().is_none() {
+        eprintln!("eventstore: SEQUENCER_FAILURES_QUEUE_URL is not set: settling the counter only");
+    }
+    let report = sequencer.sweep().await.map_err(|e| e.to_string())?;
     println!(
-        "swept {} streams with unsequenced appends: {} events sequenced",
-        report.streams, report.events
+        "replayed {} failed batches ({} unreplayable): {} streams, {} events sequenced",
+        report.batches, report.unreplayable, report.streams, report.events
     );
+    if report.unreplayable > 0 {
+        return Err(
+            "some failed batches' records are gone from the stream: run `eventstore repair`"
+                .to_owned(),
+        );
+    }
     Ok(())
 }
 
@@ -308,7 +312,12 @@ async fn main() -> ExitCode {
     }
     // Built as the deployed functions build it: the app's projections and upcasters.
     let client = eventstore_dynamodb::client_from_env().await;
-    let components = Components::new(config, client, eventstore_app::registry());
+    let failed = match &config.sequencer_failures_queue {
+        Some(queue) => Some(FailedBatches::from_env(queue.clone()).await),
+        None => None,
+    };
+    let components =
+        Components::new(config, client, eventstore_app::registry()).with_failed_batches(failed);
     let log = components.log.clone();
     let projector = || components.projector();
     let result = match cli.command {
@@ -318,7 +327,7 @@ async fn main() -> ExitCode {
             queues,
         } => check(&components, json, &functions, &queues).await,
         Command::Repair { dry_run } => repair(&Sequencer::new(log), dry_run).await,
-        Command::Sweep { older_than } => sweep(&Sequencer::new(log), older_than).await,
+        Command::Sweep => sweep(&components.sequencer()).await,
         Command::Stream { id, json } => stream(&EventStore::new(log), &id, json).await,
         Command::Tail {
             from,

@@ -205,23 +205,41 @@ async fn stream_and_tail_print_what_the_api_would_return() {
 }
 
 #[tokio::test]
-async fn sweep_sequences_appends_the_stream_path_missed() {
+async fn sweep_replays_the_batches_the_stream_path_gave_up_on() {
     let t = TestStore::new().await;
     append(&t, "Order", 3).await;
     append(&t, "Cart", 2).await;
-    let (ok, stdout) = run(&t.table, &["sweep", "--older-than", "3600"]);
+    let queue = t.failed_batches().await;
+    let sweep = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventstore"))
+            .args(["--table", &t.table, "sweep"])
+            .env("SEQUENCER_FAILURES_QUEUE_URL", queue.queue_url())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, stdout) = sweep();
     assert!(ok, "{stdout}");
     assert_eq!(
         stdout,
-        "swept 0 streams with unsequenced appends: 0 events sequenced\n"
+        "replayed 0 failed batches (0 unreplayable): 0 streams, 0 events sequenced\n"
     );
-    let (ok, stdout) = run(&t.table, &["sweep"]);
+    // The mapping gave up on the batch of all five inserts.
+    queue
+        .send(&t.failed_batch_of_every_insert().await)
+        .await
+        .unwrap();
+    let (ok, stdout) = sweep();
     assert!(ok, "{stdout}");
     assert_eq!(
         stdout,
-        "swept 2 streams with unsequenced appends: 5 events sequenced\n"
+        "replayed 1 failed batches (0 unreplayable): 2 streams, 5 events sequenced\n"
     );
     assert_dense_and_in_stream_order(&t.positions().await);
+    assert_eq!(t.positions().await.len(), 5);
 }
 
 #[tokio::test]
@@ -323,12 +341,10 @@ async fn check_reads_the_tables_and_says_what_is_wrong() {
             "ok   events table: {table} is ACTIVE
 ok   events stream: enabled, NEW_IMAGE
 ok   index GlobalOrder: ACTIVE
-ok   index Unsequenced: ACTIVE
 {protection}
 {pitr}
 {rows}
 ok   checkpoints table: {table}-checkpoints is ACTIVE
-ok   unsequenced appends: none older than 60 s
 "
         )
     };
@@ -343,7 +359,7 @@ ok   unsequenced appends: none older than 60 s
             "FAIL projections table: no-such-table is missing or not ACTIVE: check PROJECTIONS_TABLE and CHECKPOINTS_TABLE",
         )
     );
-    assert_eq!(stderr, "eventstore: 3 of 9 checks failed\n");
+    assert_eq!(stderr, "eventstore: 3 of 7 checks failed\n");
 
     // As the template deploys it: nothing wrong.
     t.client

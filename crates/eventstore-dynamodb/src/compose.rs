@@ -13,7 +13,7 @@ use crate::projections::{projector, DynamoProjectionStore, ProjectionTables, Pro
 use crate::publisher::DynamoPublisherStore;
 use crate::schema::create_key_value_table;
 use crate::sequencer::Sequencer;
-use crate::trigger::DynamoPublisher;
+use crate::trigger::{DynamoPublisher, FailedBatches};
 
 /// Table name used when `EVENTS_TABLE` is unset (local development).
 pub const DEFAULT_EVENTS_TABLE: &str = "eventstore-events";
@@ -21,6 +21,10 @@ pub const DEFAULT_EVENTS_TABLE: &str = "eventstore-events";
 pub const DEFAULT_PROJECTIONS_TABLE: &str = "eventstore-projections";
 /// Table name used when `CHECKPOINTS_TABLE` is unset (local development).
 pub const DEFAULT_CHECKPOINTS_TABLE: &str = "eventstore-checkpoints";
+/// The variable naming the sequencer's failed-batch queue (the template sets it).
+pub const SEQUENCER_FAILURES_QUEUE_URL: &str = "SEQUENCER_FAILURES_QUEUE_URL";
+/// The queue `make dev` creates in the local SQS when that variable is unset.
+pub const LOCAL_SEQUENCER_FAILURES_QUEUE: &str = "eventstore-sequencer-failures";
 
 /// Configuration read once at start-up from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub struct Config {
     pub events_table: String,
     /// `PROJECTIONS_TABLE` and `CHECKPOINTS_TABLE`.
     pub projection_tables: ProjectionTables,
+    /// `SEQUENCER_FAILURES_QUEUE_URL`: the queue where the sequencer's event source records
+    /// the batches it gives up on, which the sweep replays. Unset: the sweep only settles.
+    pub sequencer_failures_queue: Option<String>,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -46,6 +53,9 @@ impl Config {
                 rows: env_or("PROJECTIONS_TABLE", DEFAULT_PROJECTIONS_TABLE),
                 checkpoints: env_or("CHECKPOINTS_TABLE", DEFAULT_CHECKPOINTS_TABLE),
             },
+            sequencer_failures_queue: std::env::var(SEQUENCER_FAILURES_QUEUE_URL)
+                .ok()
+                .filter(|q| !q.is_empty()),
         }
     }
 }
@@ -121,12 +131,25 @@ pub struct Components {
     pub config: Config,
     pub log: DynamoEventLog,
     pub registry: Registry,
+    /// The sequencer's failed-batch queue, when configured.
+    pub failed_batches: Option<FailedBatches>,
 }
 
 impl Components {
     /// Reads the configuration and builds the SDK client: once per process.
     pub async fn from_env(registry: Registry) -> Self {
-        Self::new(Config::from_env(), client_from_env().await, registry)
+        let config = Config::from_env();
+        let failed = match &config.sequencer_failures_queue {
+            Some(queue) => Some(FailedBatches::from_env(queue.clone()).await),
+            None => None,
+        };
+        Self::new(config, client_from_env().await, registry).with_failed_batches(failed)
+    }
+
+    #[must_use]
+    pub fn with_failed_batches(mut self, failed: Option<FailedBatches>) -> Self {
+        self.failed_batches = failed;
+        self
     }
 
     pub fn new(config: Config, client: Client, registry: Registry) -> Self {
@@ -135,6 +158,7 @@ impl Components {
             config,
             log,
             registry,
+            failed_batches: None,
         }
     }
 
@@ -148,7 +172,7 @@ impl Components {
     }
 
     pub fn sequencer(&self) -> Sequencer {
-        Sequencer::new(self.log.clone())
+        Sequencer::new(self.log.clone()).with_failed_batches(self.failed_batches.clone())
     }
 
     /// The projection engine with the registry's projections and upcasters.
@@ -193,6 +217,32 @@ impl Components {
         for table in [&tables.rows, &tables.checkpoints] {
             create_key_value_table(self.client(), table).await?;
         }
+        Ok(())
+    }
+
+    /// For local use (`make dev`): with no `SEQUENCER_FAILURES_QUEUE_URL`, creates
+    /// [`LOCAL_SEQUENCER_FAILURES_QUEUE`] in the SQS the SDK's variables name (it may exist)
+    /// and uses it, so that the local event source records the batches it gives up on and
+    /// the local sweep replays them, as on AWS.
+    pub async fn create_local_failure_queue(&mut self) -> Result<(), StoreError> {
+        if self.failed_batches.is_some() {
+            return Ok(());
+        }
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let url = sqs
+            .create_queue()
+            .queue_name(LOCAL_SEQUENCER_FAILURES_QUEUE)
+            .send()
+            .await
+            .map_err(|e| crate::error::from_sdk("CreateQueue", e))?
+            .queue_url
+            .ok_or_else(|| StoreError::corrupt("CreateQueue returned no queue URL"))?;
+        self.failed_batches = Some(FailedBatches::new(
+            sqs,
+            url,
+            crate::trigger::local::streams_client_from_env().await,
+        ));
         Ok(())
     }
 }

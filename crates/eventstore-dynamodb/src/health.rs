@@ -1,23 +1,18 @@
 //! `eventstore check`: what an operator looks at first when the store misbehaves, read off
 //! the deployed tables. Each finding says what is wrong and what to do. It covers the
-//! DynamoDB side (tables, indexes, the stream the sequencer needs, recovery settings, appends
-//! left unsequenced); the CLI adds the Lambda event source mappings and failure queues.
-
-use std::time::Duration;
+//! DynamoDB side (tables, indexes, the stream the sequencer needs, recovery settings); the
+//! CLI adds the Lambda event source mappings and failure queues (a batch the sequencer gave
+//! up on waits in its queue until the sweep replays it).
 
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
-    ContinuousBackupsStatus, IndexStatus, Select, StreamViewType, TableDescription, TableStatus,
+    ContinuousBackupsStatus, IndexStatus, StreamViewType, TableDescription, TableStatus,
 };
-use eventstore_core::{StoreError, Timestamp};
+use eventstore_core::StoreError;
 
 use crate::compose::Components;
 use crate::error::from_sdk;
-use crate::keys;
 use crate::schema::events_table_shape;
-
-/// How old an unsequenced append must be before it counts as stranded (the sweep's age).
-const STRANDED_AFTER: Duration = Duration::from_secs(60);
 
 /// One thing checked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -194,42 +189,5 @@ pub async fn check(components: &Components) -> Result<Vec<Finding>, StoreError> 
             },
         ));
     }
-    let stranded = stranded_shards(components).await?;
-    found.push(finding(
-        "unsequenced appends",
-        stranded == 0,
-        if stranded == 0 {
-            format!(
-                "none older than {} s",
-                STRANDED_AFTER.as_secs()
-            )
-        } else {
-            format!(
-                "{stranded} of {} index partitions hold appends unsequenced for over {} s: the sequencer is stopped or failing (SequencingFailuresAlarm, its logs); `eventstore sweep` sequences them now",
-                keys::UNSEQUENCED_SHARDS,
-                STRANDED_AFTER.as_secs()
-            )
-        },
-    ));
     Ok(found)
-}
-
-/// Partitions of the `Unsequenced` index holding an append older than [`STRANDED_AFTER`].
-async fn stranded_shards(components: &Components) -> Result<u8, StoreError> {
-    let cutoff = Timestamp::now().minus(STRANDED_AFTER).to_string();
-    let sequencer = components.sequencer();
-    let mut stranded = 0;
-    for shard in 0..keys::UNSEQUENCED_SHARDS {
-        let out = sequencer
-            .unsequenced_before(shard, &cutoff)
-            .select(Select::Count)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| from_sdk("Query", e))?;
-        if out.count > 0 {
-            stranded += 1;
-        }
-    }
-    Ok(stranded)
 }

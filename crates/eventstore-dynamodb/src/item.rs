@@ -38,25 +38,16 @@ pub(crate) struct EventItem {
         skip_serializing_if = "Option::is_none"
     )]
     pub global_position: Option<u64>,
-    /// See [`keys::UNSEQUENCED_SHARD`]: only on the last event of an append, until sequenced.
-    #[serde(
-        rename = "unsequencedShard",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub unsequenced_shard: Option<u8>,
 }
 
 pub(crate) use crate::io::Item;
 
-/// The item of a new event. `last_of_append` marks the append's last event for the sweep
-/// (see [`keys::UNSEQUENCED_SHARD`]).
+/// The item of a new event.
 pub(crate) fn new_item(
     stream: &StreamId,
     version: u64,
     event: &NewEvent,
     created_at: Timestamp,
-    last_of_append: bool,
 ) -> Result<Item, StoreError> {
     let item = EventItem {
         pk: keys::stream_pk(stream.as_str()),
@@ -71,7 +62,6 @@ pub(crate) fn new_item(
         metadata: event.metadata.as_json().to_owned(),
         created_at: created_at.to_string(),
         global_position: None,
-        unsequenced_shard: last_of_append.then(|| keys::unsequenced_shard(&event.event_id)),
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::internal("encoding an event item", e))
 }

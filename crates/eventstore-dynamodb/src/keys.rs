@@ -57,25 +57,6 @@ pub const COUNTER_LAST: &str = "last";
 /// `sequencer::claim`).
 pub const COUNTER_CLAIM: &str = "claim";
 
-/// Set on the last event of every append until the sequencer gives that event its position
-/// (it removes the attribute in the same update): the partition key of the sparse
-/// `Unsequenced` index, through which the sweep finds streams whose stream records were
-/// lost. Its value spreads appends over [`UNSEQUENCED_SHARDS`] index partitions.
-pub const UNSEQUENCED_SHARD: &str = "unsequencedShard";
-pub const UNSEQUENCED_INDEX: &str = "Unsequenced";
-/// Partitions of the `Unsequenced` index. Each key takes about 1,000 WCU a second, and an
-/// append costs its shard two (the entry, and its removal when sequenced): at 10,000
-/// appends a second, 64 shards take about 310 WCU/s each, where 16 took 1,250 (the capacity
-/// report, docs/testing.md). The sweep and `check` query each shard once. Entries written
-/// when there were 16 are in shards 0 to 15, which are still queried.
-pub const UNSEQUENCED_SHARDS: u8 = 64;
-
-/// The `Unsequenced` partition of an append whose last event has id `event_id`. The id's
-/// low bits are random (UUIDv7 and v4) or a hash (v5), so appends spread evenly.
-pub fn unsequenced_shard(event_id: &uuid::Uuid) -> u8 {
-    event_id.as_bytes()[15] % UNSEQUENCED_SHARDS
-}
-
 pub const GLOBAL_ORDER_INDEX: &str = "GlobalOrder";
 
 /// The sort key of the stream heads earlier versions kept (the last version sequenced).

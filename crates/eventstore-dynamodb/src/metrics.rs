@@ -107,7 +107,13 @@ pub const STRANDED_STREAMS: Metric = metric(
     "StrandedStreams",
     Unit::Count,
     &[],
-    "streams whose appends the sweep sequenced because the stream path had not within a minute",
+    "streams the sweep sequenced from a stream batch the stream path had given up on",
+);
+pub const UNREPLAYABLE_BATCHES: Metric = metric(
+    "UnreplayableBatches",
+    Unit::Count,
+    &[],
+    "failed stream batches the sweep could not replay: their records are gone from the stream",
 );
 
 pub const EVENTS_APPLIED: Metric = metric(
@@ -171,6 +177,7 @@ pub const ALL: &[&Metric] = &[
     &LOST_ROUNDS,
     &SEQUENCING_FAILURES,
     &STRANDED_STREAMS,
+    &UNREPLAYABLE_BATCHES,
     &EVENTS_APPLIED,
     &EVENTS_PARKED,
     &PROJECTION_LAG,

@@ -54,8 +54,6 @@ pub fn events_table_shape() -> TableShape {
             (keys::SK, "S"),
             (keys::GLOBAL_BUCKET, "N"),
             (keys::GLOBAL_POSITION, "N"),
-            (keys::UNSEQUENCED_SHARD, "N"),
-            (keys::CREATED_AT, "S"),
         ]),
         key: pairs(&[(keys::PK, "HASH"), (keys::SK, "RANGE")]),
         // One index serves every global-order read: `$all` and, passing over the other
@@ -69,16 +67,6 @@ pub fn events_table_shape() -> TableShape {
                 key: pairs(&[(partition, "HASH"), (keys::GLOBAL_POSITION, "RANGE")]),
                 projection: "ALL".to_owned(),
             })
-            // Sparse: only events not yet sequenced that end an append are in it, and only
-            // their keys, for the sweep (see `keys::UNSEQUENCED_SHARD`).
-            .chain([IndexShape {
-                name: keys::UNSEQUENCED_INDEX.to_owned(),
-                key: pairs(&[
-                    (keys::UNSEQUENCED_SHARD, "HASH"),
-                    (keys::CREATED_AT, "RANGE"),
-                ]),
-                projection: "KEYS_ONLY".to_owned(),
-            }])
             .collect(),
         billing_mode: "PAY_PER_REQUEST".to_owned(),
         // The sequencer and projections read new images from the table's stream.

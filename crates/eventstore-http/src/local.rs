@@ -10,7 +10,7 @@ use std::time::Duration;
 use eventstore_core::ValidationError;
 use eventstore_core::{EventLog, ProjectionStore, SnapshotStore, SubscriptionStore};
 use eventstore_dynamodb::trigger::{run_locally, ProjectorTrigger};
-use eventstore_dynamodb::{DynamoEventLog, Projector, Sequencer};
+use eventstore_dynamodb::{Projector, Sequencer};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -165,25 +165,26 @@ async fn read_body(
     Ok(bytes)
 }
 
-/// How often, and for appends how old, the local sequencer sweeps (the template's schedule
-/// sweeps every minute for appends older than a minute; locally sooner is friendlier).
+/// How often the local sequencer sweeps (the template's schedule sweeps every minute;
+/// locally sooner is friendlier).
 const LOCAL_SWEEP: Duration = Duration::from_secs(10);
 
 /// Runs the sequencer as the deployed stack does, for as long as the process lives. Lambda's
 /// event source mapping does not exist locally, so a local poller of the table's stream
-/// feeds the same handler the `sequencer` function runs, and a timer stands in for the
-/// template's sweep schedule.
-pub fn spawn_sequencer(log: DynamoEventLog) -> tokio::task::JoinHandle<()> {
-    let sweeper = Sequencer::new(log.clone());
+/// feeds the same handler the `sequencer` function runs (and records the batches it gives
+/// up on in the sequencer's failed-batch queue, if it has one), and a timer stands in for
+/// the template's sweep schedule.
+pub fn spawn_sequencer(sequencer: Sequencer) -> tokio::task::JoinHandle<()> {
+    let sweeper = sequencer.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(LOCAL_SWEEP).await;
-            if let Err(err) = sweeper.scheduled_sweep(LOCAL_SWEEP).await {
+            if let Err(err) = sweeper.scheduled_sweep().await {
                 tracing::warn!(error = %err, "sweep failed; retrying at the next one");
             }
         }
     });
-    tokio::spawn(run_locally(Sequencer::new(log), "sequencer"))
+    tokio::spawn(run_locally(sequencer, "sequencer"))
 }
 
 /// Runs the projections as the deployed stack does: a local poller of the counter item's

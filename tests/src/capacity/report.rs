@@ -36,7 +36,6 @@ pub enum KeyClass {
     GlobalCounter,
     /// A `GlobalOrder` bucket.
     GlobalBucket,
-    UnsequencedShard,
     Other(String),
 }
 
@@ -44,7 +43,6 @@ impl KeyClass {
     pub fn of(key: &PartitionKey) -> Self {
         match key.target.as_str() {
             "GlobalOrder" => Self::GlobalBucket,
-            "Unsequenced" => Self::UnsequencedShard,
             "table" => {
                 let v = key.value.as_str();
                 if v.starts_with("STREAM#") {
@@ -97,11 +95,10 @@ fn busiest(ledger: &Ledger) -> BTreeMap<KeyClass, Units> {
 /// and category shares; `polling` that of `polls` polls of a caught-up reader.
 ///
 /// A key's load scales with the rate: its units in the run per event, times the target
-/// rate. Three corrections: a stream key by the run's streams over the target's (each
-/// target stream takes its share of the rate); a `GlobalOrder` bucket, which never
+/// rate. Two corrections: a stream key by the run's streams over the target's (each
+/// target stream takes its share of the rate), and a `GlobalOrder` bucket, which never
 /// holds more than its 1,000 positions, so no bucket key takes more than 1,000 entries
-/// however fast positions go; and an `Unsequenced` shard, which takes an even share of
-/// the class's load (shards are drawn from random bits). Batching is the run's: the sequencer's claims on moto hold
+/// however fast positions go. Batching is the run's: the sequencer's claims on moto hold
 /// fewer events than they would at the target rate, so counter loads are overstated,
 /// never understated.
 pub fn hot_keys(
@@ -139,16 +136,6 @@ pub fn hot_keys(
                 KeyClass::GlobalBucket => {
                     let entries = target.rate.min(BUCKET_POSITIONS);
                     (all.wcu / events * entries, all.rcu / events * entries)
-                }
-                // Appends pick their shard by random bits of an event id, so at the target
-                // rate each of the shards takes its even share, whatever a short run's
-                // busiest shard happened to draw (200 events over 64 shards: up to 11).
-                KeyClass::UnsequencedShard => {
-                    let shards = f64::from(eventstore_dynamodb::keys::UNSEQUENCED_SHARDS);
-                    (
-                        all.wcu / events * target.rate / shards,
-                        all.rcu / events * target.rate / shards,
-                    )
                 }
                 KeyClass::Stream => {
                     let share = run_streams as f64 / target.streams;
@@ -251,9 +238,6 @@ mod tests {
         ledger.by_key.insert(key("table", "STREAM#a-2"), w(60.0));
         ledger.by_key.insert(key("table", "COUNTER#ALL"), w(20.0));
         ledger.by_key.insert(key("GlobalOrder", "0"), w(100.0));
-        // 100 appends' entries and removals, drawn unevenly over two of the shards.
-        ledger.by_key.insert(key("Unsequenced", "3"), w(150.0));
-        ledger.by_key.insert(key("Unsequenced", "9"), w(50.0));
         let target = Target {
             rate: 10_000.0,
             streams: 1000.0,
@@ -273,7 +257,5 @@ mod tests {
         // One entry an event, but a bucket holds 1,000 positions.
         assert_eq!(get(KeyClass::GlobalBucket).wcu_per_second, 1000.0);
         assert!(!get(KeyClass::GlobalBucket).over_limit());
-        // 2 WCU an append, spread evenly over 64 shards at the target rate.
-        assert_eq!(get(KeyClass::UnsequencedShard).wcu_per_second, 312.5);
     }
 }

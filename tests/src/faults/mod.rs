@@ -1,7 +1,7 @@
 //! SDK interceptors that give the local DynamoDB behaviour it lacks, modelled on AWS's
 //! documented answers: lost write answers and throttled transactions (`answers`),
 //! transaction and item limits (`limits`), a lagging index (`index`), throttled reads
-//! (`throttle`); and a request counter.
+//! (`throttle`), expired stream records (`streams`); and a request counter.
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +16,13 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 mod answers;
 mod index;
 mod limits;
+mod streams;
 mod throttle;
 
 pub use answers::{CancelTransactions, LoseWriteAnswers};
 pub use index::LaggingIndex;
 pub use limits::DynamoDbLimits;
+pub use streams::TrimmedStream;
 pub use throttle::Throttle;
 /// The DynamoDB operation an attempt is for (`PutItem`, `Query`, ...); empty if unknown.
 pub(crate) fn operation(cfg: &ConfigBag) -> &str {

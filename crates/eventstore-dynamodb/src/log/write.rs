@@ -22,7 +22,7 @@ impl DynamoEventLog {
         event: &NewEvent,
         created_at: Timestamp,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
-        let item = new_item(stream, version, event, created_at, true)?;
+        let item = new_item(stream, version, event, created_at)?;
         let mut attempt = 0;
         loop {
             let result = self
@@ -100,17 +100,10 @@ impl DynamoEventLog {
                 .map_err(|e| StoreError::internal("building a condition check", e))?;
             actions.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        let last = first + events.len() as u64 - 1;
         for (event, version) in events.iter().zip(first..) {
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(new_item(
-                    stream,
-                    version,
-                    event,
-                    created_at,
-                    version == last,
-                )?))
+                .set_item(Some(new_item(stream, version, event, created_at)?))
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", keys::PK)
                 .build()

@@ -29,6 +29,7 @@ use tracing::Instrument;
 
 use crate::io::conflict_backoff;
 use crate::log::DynamoEventLog;
+use crate::trigger::FailedBatches;
 
 mod claim;
 mod planner;
@@ -50,11 +51,9 @@ const MAX_KNOWN_BOUNDS: usize = 100_000;
 /// Rounds in a row that may lose to another writer of the counter before the sequencer
 /// gives up for now (the batch is then retried by the event source).
 const MAX_LOST_ROUNDS: u32 = 40;
-/// Index entries a sweep reads per Query page; each page is sequenced before the next.
-const SWEEP_PAGE: i32 = 100;
-/// A sweep reads no new page after this long (the function's timeout is 60 s); what it
-/// leaves stays in the index for the next sweep.
-const SWEEP_BUDGET: Duration = Duration::from_secs(40);
+/// A sweep replays no new failed batch after this long (the function's timeout is 60 s);
+/// what it leaves stays in the queue for the next sweep.
+pub(crate) const SWEEP_BUDGET: Duration = Duration::from_secs(40);
 
 /// A stream has events up to `version` (perhaps already sequenced).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +123,12 @@ pub struct SequenceReport {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
-    /// Streams the sweep found with unsequenced appends and sequenced.
+    /// Failed batches replayed from the stream (their messages deleted).
+    pub batches: u64,
+    /// Failed batches that could not be replayed: their records are gone from the stream
+    /// (or the message is not a failed batch). Their messages stay in the queue.
+    pub unreplayable: u64,
+    /// Streams the replayed batches named that had unsequenced events.
     pub streams: u64,
     /// Events given a position.
     pub events: u64,
@@ -147,6 +151,9 @@ pub struct Sequencer {
     /// sequencer has claimed since, which the next claim, written only on `known`, checks.
     /// Forgotten with `known`.
     bounds: Arc<Mutex<HashMap<String, u64>>>,
+    /// Where the stream path records the batches it gives up on, for the sweep to replay
+    /// (`trigger::failed`). `None`: the sweep only settles the counter.
+    failed: Option<FailedBatches>,
 }
 
 impl Sequencer {
@@ -155,7 +162,20 @@ impl Sequencer {
             log,
             known: Arc::default(),
             bounds: Arc::default(),
+            failed: None,
         }
+    }
+
+    /// This sequencer, replaying in its sweeps the failed batches `failed` holds, and
+    /// locally sending there the batches its event source gives up on.
+    #[must_use]
+    pub fn with_failed_batches(mut self, failed: Option<FailedBatches>) -> Self {
+        self.failed = failed;
+        self
+    }
+
+    pub fn failed_batches(&self) -> Option<&FailedBatches> {
+        self.failed.as_ref()
     }
 
     fn known(&self) -> Option<u64> {

@@ -1,5 +1,6 @@
-//! Repair: finds events without a position with a full Scan, for events appended before
-//! the `Unsequenced` index existed.
+//! Repair: finds events without a position with a full Scan: what is left when the stream
+//! path lost a batch and its records expired from the stream before the sweep could replay
+//! them (`UnreplayableBatches`), or the mapping stayed off for over 24 hours.
 
 use std::collections::HashMap;
 

@@ -201,16 +201,13 @@ impl Sequencer {
                 keys::stream_pk(stream),
                 keys::version_sk(version),
             )))
-            // REMOVE: the event leaves the sparse `Unsequenced` index (a no-op for events
-            // that were not the last of their append).
-            .update_expression("SET #pos = :pos, #bucket = :bucket REMOVE #unsequenced")
+            .update_expression("SET #pos = :pos, #bucket = :bucket")
             .condition_expression(
                 "attribute_exists(#pk) AND (attribute_not_exists(#pos) OR #pos = :pos)",
             )
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
             .expression_attribute_names("#bucket", keys::GLOBAL_BUCKET)
-            .expression_attribute_names("#unsequenced", keys::UNSEQUENCED_SHARD)
             .expression_attribute_values(":pos", n(position))
             .expression_attribute_values(":bucket", n(keys::global_bucket(position)))
             .send()

@@ -1,142 +1,47 @@
-//! The sweep: sequences appends the stream path left behind, found through the sparse
-//! `Unsequenced` index rather than a Scan.
+//! The sweep: finishes what the stream path left. It settles the counter (a claim whose
+//! writer stopped half way is rolled forward) and replays the batches the stream path gave
+//! up on (`trigger::failed`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use eventstore_core::{StoreError, StreamId, Timestamp};
+use eventstore_core::StoreError;
 use tracing::Instrument;
 
-use super::{Sequencer, StreamHint, SweepReport, SWEEP_BUDGET, SWEEP_PAGE};
-use crate::error::from_sdk;
-use crate::io::{failed_condition, key, n, s, text, Item};
-use crate::keys;
+use super::{Sequencer, SweepReport};
 use crate::metrics::{self, Metrics};
 
 impl Sequencer {
-    /// Sequences every append that is still unsequenced `older_than` after it was made:
-    /// what the stream path left behind (a batch it gave up on during an outage, records
-    /// that expired while its trigger was off). It reads the sparse `Unsequenced` index,
-    /// which holds only such appends' last events, keys only: an idle sweep costs one
-    /// Query per shard, and a consistent read of the counter to finish a claim whose
-    /// writer stopped half way ([`Sequencer::settle`]). Younger appends are left to the
-    /// stream path.
-    pub async fn sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
+    /// Rolls forward the claim the counter holds, as far as it is not rolled forward yet
+    /// ([`Sequencer::settle`]), then replays the failed batches waiting in the queue, each
+    /// read back from the table's stream and sequenced like any batch. An idle sweep is one
+    /// consistent `GetItem` of the counter, one `BatchGetItem` of its claim's events (one
+    /// per 100) and one `ReceiveMessage`.
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         let started = Instant::now();
         // A claim whose writer stopped before rolling it forward holds its positions back
         // from every reader until someone rolls it; when no append comes, this does.
         self.settle().await?;
-        let cutoff = Timestamp::now().minus(older_than).to_string();
         let mut report = SweepReport::default();
-        // Where each shard's next page starts. Shards take turns, a page each, and each page
-        // is sequenced before the next is read: a large backlog (a day with the stream path
-        // off) is worked off across sweeps, oldest first per shard, instead of being read
-        // whole and timing out before the first commit.
-        // Not the SDK's paginator: shards take turns and the time budget is checked between
-        // pages, so each cursor is kept by hand.
-        let mut cursors: Vec<(u8, Option<Item>)> =
-            (0..keys::UNSEQUENCED_SHARDS).map(|s| (s, None)).collect();
-        while !cursors.is_empty() && started.elapsed() < SWEEP_BUDGET {
-            let mut next = Vec::with_capacity(cursors.len());
-            for (shard, start) in cursors {
-                if started.elapsed() >= SWEEP_BUDGET {
-                    // Out of time mid-round: the loop ends; the next sweep starts afresh.
-                    next.push((shard, start));
-                    continue;
-                }
-                let out = self
-                    .unsequenced_before(shard, &cutoff)
-                    .limit(SWEEP_PAGE)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk("Query", e))?;
-                let hints: Vec<StreamHint> = out
-                    .items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|item| {
-                        let stream = text(item, keys::PK)
-                            .and_then(keys::stream_of_pk)
-                            .and_then(|s| StreamId::stored(s, "streamId").ok())?;
-                        let version = text(item, keys::SK).and_then(keys::parse_version_sk)?;
-                        Some(StreamHint { stream, version })
-                    })
-                    .collect();
-                if !hints.is_empty() {
-                    let sequenced = self.sequence(&hints).await?;
-                    report.streams += sequenced.streams_behind;
-                    report.events += sequenced.events;
-                    report.max_lag_ms = report.max_lag_ms.max(sequenced.max_lag_ms);
-                    for hint in &hints {
-                        self.clear_unsequenced(hint).await?;
-                    }
-                }
-                if let Some(key) = out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                    next.push((shard, Some(key)));
-                }
-            }
-            cursors = next;
+        if let Some(failed) = &self.failed {
+            self.replay_failed(failed, started, &mut report).await?;
         }
-        if report.streams > 0 {
-            // Each is a stream whose appends the stream path did not deliver in time.
+        if report.batches > 0 {
+            // Each is a batch the stream path gave up on, now sequenced.
             tracing::warn!(
+                batches = report.batches,
                 streams = report.streams,
                 events = report.events,
-                "sweep sequenced stranded appends"
+                "sweep replayed failed stream batches"
             );
         }
         Ok(report)
     }
 
-    /// The Query of one partition of the sparse `Unsequenced` index for appends made before
-    /// `cutoff`, keys only, oldest first: what the sweep sequences and `check` counts.
-    pub(crate) fn unsequenced_before(&self, shard: u8, cutoff: &str) -> QueryFluentBuilder {
-        self.log
-            .client
-            .query()
-            .table_name(&self.log.table)
-            .index_name(keys::UNSEQUENCED_INDEX)
-            .key_condition_expression("#shard = :shard AND #created < :cutoff")
-            .expression_attribute_names("#shard", keys::UNSEQUENCED_SHARD)
-            .expression_attribute_names("#created", keys::CREATED_AT)
-            .expression_attribute_values(":shard", n(u64::from(shard)))
-            .expression_attribute_values(":cutoff", s(cutoff))
-    }
-
-    /// Takes a sequenced event out of the `Unsequenced` index if it is still in it: the
-    /// sequencer's own update removes the attribute, but an event sequenced by an older
-    /// version (during an upgrade) keeps it, and would be found by every sweep. Only an
-    /// event that has its position is touched.
-    async fn clear_unsequenced(&self, hint: &StreamHint) -> Result<(), StoreError> {
-        let result = self
-            .log
-            .client
-            .update_item()
-            .table_name(&self.log.table)
-            .set_key(Some(key(
-                keys::stream_pk(hint.stream.as_str()),
-                keys::version_sk(hint.version),
-            )))
-            .update_expression("REMOVE #unsequenced")
-            .condition_expression("attribute_exists(#pos) AND attribute_exists(#unsequenced)")
-            .expression_attribute_names("#pos", keys::GLOBAL_POSITION)
-            .expression_attribute_names("#unsequenced", keys::UNSEQUENCED_SHARD)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already out of the index (the usual case): nothing to do.
-            Err(e) if failed_condition(&e) => Ok(()),
-            Err(e) => Err(from_sdk("UpdateItem", e)),
-        }
-    }
-
     /// [`Sequencer::sweep`] as its triggers run it (the schedule, `make dev`'s timer): with
     /// its metrics emitted.
-    pub async fn scheduled_sweep(&self, older_than: Duration) -> Result<SweepReport, StoreError> {
+    pub async fn scheduled_sweep(&self) -> Result<SweepReport, StoreError> {
         let span = tracing::info_span!("sequencer.sweep");
-        let report = match Box::pin(self.sweep(older_than).instrument(span)).await {
+        let report = match Box::pin(self.sweep().instrument(span)).await {
             Ok(report) => report,
             Err(err) => {
                 // Counted with the stream path's failures: SequencingFailuresAlarm fires if
@@ -150,6 +55,7 @@ impl Sequencer {
         let mut metrics = Metrics::new();
         metrics
             .put(&metrics::STRANDED_STREAMS, report.streams as f64)
+            .put(&metrics::UNREPLAYABLE_BATCHES, report.unreplayable as f64)
             .put(&metrics::EVENTS_SEQUENCED, report.events as f64);
         if let Some(lag) = report.max_lag_ms {
             metrics.put(&metrics::SEQUENCING_LAG, lag as f64);

@@ -8,8 +8,9 @@
 //! * it hands the rest, in batches, to the handler as the `aws_lambda_events` DynamoDB event
 //!   that Lambda would deliver (built from the same JSON shape);
 //! * it honours `batchItemFailures`: the batch is retried from the first failed record, and
-//!   after `max_retries` the records are logged and skipped, as the mapping would send them
-//!   to its on-failure destination.
+//!   after `max_retries` the records are skipped and, as the mapping does, a record of the
+//!   batch (shard and sequence numbers) goes to the on-failure queue if it has one
+//!   ([`LocalEventSource::on_failure`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use eventstore_core::StoreError;
 use serde_json::{json, Value};
 
+use super::failed::{BatchInfo, FailedBatch, FailedBatches};
 use super::filter::FilterPattern;
 use crate::error::from_sdk;
 use crate::log::DynamoEventLog;
@@ -64,6 +66,7 @@ pub struct LocalEventSource {
     filter: FilterPattern,
     settings: SourceSettings,
     shards: HashMap<String, ShardState>,
+    on_failure: Option<FailedBatches>,
 }
 
 /// A streams client from the SDK's default chain. `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` or
@@ -94,7 +97,16 @@ impl LocalEventSource {
             filter,
             settings,
             shards: HashMap::new(),
+            on_failure: None,
         }
+    }
+
+    /// Sends a record of each batch it gives up on to `queue`, as the template's
+    /// `DestinationConfig.OnFailure` does.
+    #[must_use]
+    pub fn on_failure(mut self, queue: Option<FailedBatches>) -> Self {
+        self.on_failure = queue;
+        self
     }
 
     /// A source over `log`'s table stream that passes what `pattern` (a filter of the
@@ -222,7 +234,7 @@ impl LocalEventSource {
                 .filter(|r| self.filter.matches(r))
                 .collect();
             if !batch.is_empty() {
-                self.deliver(batch, handler).await?;
+                self.deliver(shard, batch, handler).await?;
             }
             let state = self.shards.entry(shard.to_owned()).or_default();
             match out.next_shard_iterator {
@@ -241,7 +253,12 @@ impl LocalEventSource {
         }
     }
 
-    async fn deliver<H, F, E>(&self, mut batch: Vec<Value>, handler: &H) -> Result<(), StoreError>
+    async fn deliver<H, F, E>(
+        &self,
+        shard: &str,
+        mut batch: Vec<Value>,
+        handler: &H,
+    ) -> Result<(), StoreError>
     where
         H: Fn(Event) -> F,
         F: Future<Output = Result<DynamoDbEventResponse, E>>,
@@ -274,11 +291,40 @@ impl LocalEventSource {
                 tracing::error!(
                     records = batch.len(),
                     first = ?batch.first().and_then(sequence_number),
-                    "giving up on records after retries (on AWS they go to the on-failure destination)"
+                    "giving up on records after retries"
                 );
+                if let Some(queue) = &self.on_failure {
+                    queue
+                        .send(&self.failure_record(shard, &batch, attempt))
+                        .await?;
+                }
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(5))).await;
+        }
+    }
+}
+
+impl LocalEventSource {
+    /// The record of a batch given up on, as the event source mapping writes it.
+    fn failure_record(&self, shard: &str, batch: &[Value], attempts: u32) -> FailedBatch {
+        let number = |r: Option<&Value>| r.and_then(sequence_number).unwrap_or_default().to_owned();
+        FailedBatch {
+            batch: BatchInfo {
+                shard_id: shard.to_owned(),
+                start_sequence_number: number(batch.first()),
+                end_sequence_number: number(batch.last()),
+                // Only for people reading the message; the local stream's are not kept.
+                approximate_arrival_of_first_record: None,
+                approximate_arrival_of_last_record: None,
+                batch_size: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+                stream_arn: self.stream_arn.clone(),
+            },
+            request_context: json!({
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            }),
+            timestamp: Some(eventstore_core::Timestamp::now().to_string()),
         }
     }
 }
@@ -323,7 +369,7 @@ fn image(map: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeV
 }
 
 /// A stream record in the JSON shape of a Lambda DynamoDB event record.
-fn lambda_record(record: &Record, stream_arn: &str) -> Value {
+pub(crate) fn lambda_record(record: &Record, stream_arn: &str) -> Value {
     let change = record.dynamodb();
     let mut dynamodb = json!({
         "Keys": image(change.and_then(|c| c.keys())),

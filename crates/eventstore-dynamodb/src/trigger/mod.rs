@@ -7,12 +7,14 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use eventstore_core::StoreError;
 
+pub mod failed;
 pub mod filter;
 pub mod local;
 pub mod projector;
 pub mod publisher;
 pub mod sequencer;
 
+pub use failed::{FailedBatch, FailedBatches};
 pub use local::{run_locally, LocalEventSource, StreamConsumer};
 pub use projector::{ProjectorTrigger, COUNTER_FILTER};
 pub use publisher::{DynamoPublisher, PublisherTrigger};

@@ -1,8 +1,6 @@
 //! The sequencer function's triggers: the events table's stream batches, the sweep
 //! schedule, and the local stand-in for the stream.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use eventstore_core::{StoreError, StreamId};
@@ -21,7 +19,7 @@ pub const EVENT_INSERTS_FILTER: &str =
     r#"{"eventName":["INSERT"],"dynamodb":{"Keys":{"SK":{"S":[{"prefix":"VERSION#"}]}}}}"#;
 
 /// The input the template's schedule sends the sequencer function (a test keeps them equal).
-pub const SWEEP_INPUT: &str = r#"{"sweep":{"olderThanSeconds":60}}"#;
+pub const SWEEP_INPUT: &str = r#"{"sweep":{}}"#;
 
 /// What the sequencer function is invoked with: a batch of stream records, or the schedule's
 /// sweep.
@@ -32,11 +30,10 @@ pub enum Invocation {
     Stream(Box<Event>),
 }
 
+/// The sweep takes no parameters. Unknown fields are accepted: earlier versions' schedules
+/// sent `olderThanSeconds`, and one may fire while a deployment replaces it.
 #[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SweepRequest {
-    pub older_than_seconds: u64,
-}
+pub struct SweepRequest {}
 
 impl Sequencer {
     /// The Lambda entry point for both triggers: a stream batch answers with
@@ -46,10 +43,7 @@ impl Sequencer {
         // past the compiler's layout depth limit.
         let answer = match invocation {
             Invocation::Stream(event) => serde_json::to_value(Box::pin(self.handle(*event)).await?),
-            Invocation::Sweep { sweep } => serde_json::to_value(
-                self.scheduled_sweep(Duration::from_secs(sweep.older_than_seconds))
-                    .await?,
-            ),
+            Invocation::Sweep { sweep: _ } => serde_json::to_value(self.scheduled_sweep().await?),
         };
         answer.map_err(|e| StoreError::internal("encoding the sequencer's answer", e))
     }
@@ -98,7 +92,7 @@ impl Sequencer {
     /// The local event source that feeds this sequencer as the template's event source
     /// mapping feeds the Lambda: the table's stream, the same filter, the same batch size.
     pub async fn local_source(&self) -> Result<LocalEventSource, StoreError> {
-        LocalEventSource::for_table_with(
+        Ok(LocalEventSource::for_table_with(
             self.log(),
             EVENT_INSERTS_FILTER,
             super::local::SourceSettings {
@@ -106,7 +100,8 @@ impl Sequencer {
                 ..Default::default()
             },
         )
-        .await
+        .await?
+        .on_failure(self.failed_batches().cloned()))
     }
 }
 
