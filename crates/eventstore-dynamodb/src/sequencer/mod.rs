@@ -90,6 +90,9 @@ impl Images {
     /// The events from `first` to the hint's version (at most a claim's worth), if the
     /// images hold every one of them; `None` if any is missing.
     fn from(&self, hint: &StreamHint, first: u64) -> Option<Vec<Unsequenced>> {
+        if first == 0 || first > hint.version {
+            return None;
+        }
         let last = hint
             .version
             .min(first.saturating_add(round::MAX_EVENTS_FROM_IMAGES - 1));

@@ -14,8 +14,8 @@
 use std::time::Instant;
 
 use aws_lambda_events::event::dynamodb::Event;
-use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
-use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
+use aws_sdk_dynamodbstreams::config::http::HttpResponse;
+use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use eventstore_core::StoreError;
 use serde::{Deserialize, Serialize};
@@ -134,13 +134,7 @@ impl FailedBatches {
             .sequence_number(&batch.start_sequence_number)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(
-                    GetShardIteratorError::TrimmedDataAccessException(_)
-                    | GetShardIteratorError::ResourceNotFoundException(_),
-                ) => ReplayError::Gone(e.to_string()),
-                _ => ReplayError::Store(from_sdk("GetShardIterator", e)),
-            })?;
+            .map_err(|e| replay_error("GetShardIterator", e))?;
         let mut next = iterator.shard_iterator;
         let mut found = Vec::new();
         let mut empty = 0;
@@ -152,13 +146,7 @@ impl FailedBatches {
                 .limit(RECORDS_PER_READ)
                 .send()
                 .await
-                .map_err(|e| match e.as_service_error() {
-                    Some(
-                        GetRecordsError::TrimmedDataAccessException(_)
-                        | GetRecordsError::ResourceNotFoundException(_),
-                    ) => ReplayError::Gone(e.to_string()),
-                    _ => ReplayError::Store(from_sdk("GetRecords", e)),
-                })?;
+                .map_err(|e| replay_error("GetRecords", e))?;
             let records = out.records.unwrap_or_default();
             empty = if records.is_empty() { empty + 1 } else { 0 };
             for record in &records {
@@ -182,6 +170,21 @@ impl FailedBatches {
         // The shard ended (or, open, has nothing more) before the batch's last record: every
         // record of the batch that is still there has been read.
         Ok(found)
+    }
+}
+
+/// What a failed stream read means for a replay: the records are gone (trimmed after 24
+/// hours, or the shard or stream no longer exists), or the read failed and is retried by
+/// the next sweep.
+fn replay_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> ReplayError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some("TrimmedDataAccessException" | "ResourceNotFoundException") => {
+            ReplayError::Gone(err.to_string())
+        }
+        _ => ReplayError::Store(from_sdk(operation, err)),
     }
 }
 
