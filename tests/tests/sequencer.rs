@@ -622,3 +622,44 @@ async fn images_that_start_inside_the_sequenced_prefix_are_walked_back_to_its_en
          sequenced, one Query back to it, then the claim and two positions"
     );
 }
+
+/// Records delivered again after their events were sequenced (a retried batch): the round
+/// finds the hinted event holding a position, which says only that the stream's boundary is
+/// at least there. It must not remember that as the boundary: the next batch's records,
+/// which follow on, would then be planned again although they hold positions.
+#[tokio::test]
+async fn a_redelivered_record_of_a_sequenced_event_teaches_no_boundary() {
+    let t = TestStore::new().await;
+    let a = stream("Account");
+    append(
+        &t,
+        &a,
+        &["Opened", "Deposited", "Deposited", "Deposited", "Deposited"],
+    )
+    .await;
+    let images = images_of(&t, &a).await;
+    t.sequencer()
+        .await
+        .sequence(&[eventstore_dynamodb::StreamHint {
+            stream: a.clone(),
+            version: 5,
+        }])
+        .await
+        .unwrap();
+    // A sequencer that sees the five records again, in two batches, then a new event's.
+    let late = Sequencer::new(t.store.log().clone());
+    for (records, sequence) in [(&images[..2], 1), (&images[2..], 3)] {
+        let response = late
+            .handle(batch(records_of(&a, records, sequence)))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(t.counter("COUNTER#ALL").await, 5, "nothing claimed again");
+    append(&t, &a, &["Withdrawn"]).await;
+    let sixth = images_of(&t, &a).await.split_off(5);
+    let response = late.handle(batch(records_of(&a, &sixth, 6))).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let positions: Vec<Option<u64>> = t.positions().await.into_iter().map(|p| p.2).collect();
+    assert_eq!(positions, (1..=6).map(Some).collect::<Vec<_>>());
+}

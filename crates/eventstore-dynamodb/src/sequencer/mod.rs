@@ -157,6 +157,12 @@ pub struct Sequencer {
     /// Where the stream path records the batches it gives up on, for the sweep to replay
     /// (`trigger::failed`). `None`: the sweep only settles the counter.
     failed: Option<FailedBatches>,
+    /// One call at a time per process (clones share it): `known` and `bounds` must change
+    /// together, newest last. Two calls interleaving could leave an older boundary beside
+    /// a newer `known`, and a claim on that `known` would succeed on a stale boundary. On
+    /// Lambda a process runs one invocation at a time anyway; `make dev` runs the sweep
+    /// beside the stream path. Separate processes are kept apart by the counter's condition.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Sequencer {
@@ -166,6 +172,7 @@ impl Sequencer {
             known: Arc::default(),
             bounds: Arc::default(),
             failed: None,
+            gate: Arc::default(),
         }
     }
 
@@ -233,6 +240,16 @@ impl Sequencer {
     /// [`Sequencer::sequence`], with what the stream records said of the events they
     /// announce: a stream whose images reach from its boundary to its hint is not read again.
     pub async fn sequence_with(
+        &self,
+        hints: &[StreamHint],
+        images: &Images,
+    ) -> Result<SequenceReport, StoreError> {
+        let _turn = self.gate.lock().await;
+        self.sequence_in_turn(hints, images).await
+    }
+
+    /// [`Sequencer::sequence_with`] by a caller that holds the gate.
+    pub(crate) async fn sequence_in_turn(
         &self,
         hints: &[StreamHint],
         images: &Images,

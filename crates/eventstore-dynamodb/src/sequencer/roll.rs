@@ -26,7 +26,7 @@ impl Sequencer {
         if let Some(last) = self.known() {
             return Ok(last);
         }
-        self.settle().await
+        self.settle_in_turn().await
     }
 
     /// Reads the counter and rolls forward the claim it holds, as far as it is not rolled
@@ -34,6 +34,12 @@ impl Sequencer {
     /// so that a claim whose writer stopped half way is finished even when no other append
     /// comes. Returns the counter's last position.
     pub async fn settle(&self) -> Result<u64, StoreError> {
+        let _turn = self.gate.lock().await;
+        self.settle_in_turn().await
+    }
+
+    /// [`Sequencer::settle`] by a caller that holds the gate.
+    pub(super) async fn settle_in_turn(&self) -> Result<u64, StoreError> {
         let counter = get_consistent(
             &self.log.client,
             &self.log.table,
@@ -115,7 +121,7 @@ impl Sequencer {
                         self.settle_item(Some(counter)).await?;
                     }
                     None => {
-                        self.settle().await?;
+                        self.settle_in_turn().await?;
                     }
                 }
                 Ok(false)

@@ -71,6 +71,27 @@ fn event_key(stream: &str, version: u64) -> Key {
     (keys::stream_pk(stream), keys::version_sk(version))
 }
 
+/// What a round found of one stream: its boundary (`head`), the events after it (up to a
+/// claim's worth) and whether `head` is exact. It is not when the hinted event already
+/// holds a position and nothing after it was read: the boundary is then at least the hint,
+/// which is all the round needs, but remembering it as the boundary could make a later
+/// round plan events that hold positions.
+struct Reading {
+    head: u64,
+    events: Vec<Unsequenced>,
+    exact: bool,
+}
+
+impl Reading {
+    fn exact(head: u64, events: Vec<Unsequenced>) -> Self {
+        Self {
+            head,
+            events,
+            exact: true,
+        }
+    }
+}
+
 /// Where a round starts on a stream.
 enum Start {
     /// Its boundary is known: the last version holding a position.
@@ -176,14 +197,20 @@ impl Sequencer {
             .zip(starts)
             .map(|(hint, start)| self.unsequenced(hint, start, images, items))
             .collect();
-        let read: Vec<Result<(u64, Vec<Unsequenced>), StoreError>> = futures::stream::iter(reads)
+        let read: Vec<Result<Reading, StoreError>> = futures::stream::iter(reads)
             .buffered(QUERY_CONCURRENCY)
             .collect()
             .await;
         let mut done = vec![false; chunk.len()];
         let mut found = Vec::with_capacity(read.len());
+        let mut exact = Vec::with_capacity(read.len());
         for (slot, result) in read.into_iter().enumerate() {
-            let (head, events) = result?;
+            let Reading {
+                head,
+                events,
+                exact: is_exact,
+            } = result?;
+            exact.push(is_exact);
             let hint = &chunk[slot];
             if head >= hint.version {
                 done[slot] = true;
@@ -216,12 +243,15 @@ impl Sequencer {
                 return Ok(Round::Lost);
             }
         }
-        // The boundaries as they are once the claim is rolled forward, for the next rounds.
+        // The boundaries as they are once the claim is rolled forward, for the next rounds:
+        // only exact ones.
         self.learn(
             found
                 .iter()
                 .zip(&takes)
-                .map(|(f, &take)| (f.stream.as_str(), f.head + take as u64)),
+                .zip(&exact)
+                .filter(|(_, &is_exact)| is_exact)
+                .map(|((f, &take), _)| (f.stream.as_str(), f.head + take as u64)),
         );
         for (slot, (f, &take)) in found.iter().zip(&takes).enumerate() {
             done[slot] = done[slot] || f.head + take as u64 >= chunk[slot].version;
@@ -241,7 +271,7 @@ impl Sequencer {
         start: &Start,
         images: &Images,
         items: &HashMap<Key, Item>,
-    ) -> Result<(u64, Vec<Unsequenced>), StoreError> {
+    ) -> Result<Reading, StoreError> {
         let stream = hint.stream.as_str();
         let boundary = match *start {
             Start::Known(boundary) => boundary,
@@ -265,25 +295,26 @@ impl Sequencer {
             Start::Walk => return self.walk_back(&hint.stream, hint.version).await,
         };
         if boundary >= hint.version {
-            return Ok((boundary, Vec::new()));
+            return Ok(Reading::exact(boundary, Vec::new()));
         }
         if let Some(events) = images.from(hint, boundary + 1) {
-            return Ok((boundary, events));
+            return Ok(Reading::exact(boundary, events));
         }
         match self.read_after(&hint.stream, boundary).await? {
-            Some(events) => Ok((boundary, events)),
+            Some(events) => Ok(Reading::exact(boundary, events)),
             None => self.walk_back(&hint.stream, hint.version).await,
         }
     }
 
     /// Walks a stream backward from version `top` to the last event holding a position,
-    /// with consistent Queries: returns that version (0 if none holds one) and the events
-    /// after it, at most a claim's worth.
-    async fn walk_back(
-        &self,
-        stream: &StreamId,
-        top: u64,
-    ) -> Result<(u64, Vec<Unsequenced>), StoreError> {
+    /// with consistent Queries: that version (0 if none holds one) and the events after
+    /// it, at most a claim's worth. If event `top` itself holds a position, the boundary
+    /// is only known to be at least `top`.
+    async fn walk_back(&self, stream: &StreamId, top: u64) -> Result<Reading, StoreError> {
+        if top == 0 {
+            // Versions count from 1: there is nothing to read.
+            return Ok(Reading::exact(0, Vec::new()));
+        }
         let mut events: VecDeque<Unsequenced> = VecDeque::new();
         let mut below: Option<u64> = None;
         let mut start = None;
@@ -302,7 +333,14 @@ impl Sequencer {
                     )));
                 }
                 if item.global_position.is_some() {
-                    return Ok((item.version, events.into()));
+                    // Exact if an event after it was seen without a position, or if nothing
+                    // is stored after it (the hint was beyond the stream).
+                    let exact = below.is_some() || item.version < top;
+                    return Ok(Reading {
+                        head: item.version,
+                        events: events.into(),
+                        exact,
+                    });
                 }
                 below = Some(item.version);
                 events.push_front(Unsequenced::of(item));
@@ -323,7 +361,7 @@ impl Sequencer {
                 "stream {stream} does not start at version 1"
             )));
         }
-        Ok((0, events.into()))
+        Ok(Reading::exact(0, events.into()))
     }
 
     /// The stream's events after `head`, in version order, as many as one claim can take,

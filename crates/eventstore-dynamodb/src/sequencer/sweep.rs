@@ -18,9 +18,10 @@ impl Sequencer {
     /// per 100) and one `ReceiveMessage`.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         let started = Instant::now();
+        let _turn = self.gate.lock().await;
         // A claim whose writer stopped before rolling it forward holds its positions back
         // from every reader until someone rolls it; when no append comes, this does.
-        self.settle().await?;
+        self.settle_in_turn().await?;
         let mut report = SweepReport::default();
         if let Some(failed) = &self.failed {
             self.replay_failed(failed, started, &mut report).await?;

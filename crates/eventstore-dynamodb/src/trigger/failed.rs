@@ -31,8 +31,9 @@ use crate::sequencer::{Sequencer, SweepReport, SWEEP_BUDGET};
 const VISIBILITY_SECONDS: i32 = 120;
 /// Records one GetRecords call returns at most (DynamoDB Streams' own limit).
 const RECORDS_PER_READ: i32 = 1000;
-/// Empty reads in a row after which an open shard is taken as read to its end.
-const EMPTY_READS: u32 = 3;
+/// Empty reads in a row after which an open shard that has not reached the batch's last
+/// record is given up on until the next sweep.
+const EMPTY_READS: u32 = 10;
 
 /// What the event source mapping sends its on-failure destination for a DynamoDB stream
 /// batch it gave up on (see `tests/fixtures/dynamodb/sequencer-failure.json`).
@@ -122,7 +123,10 @@ impl FailedBatches {
     }
 
     /// Reads the batch's records back from the stream, in the shape the Lambda event
-    /// carries them, filtered as the sequencer's event source filters them.
+    /// carries them, filtered as the sequencer's event source filters them. It reads until
+    /// the batch's last record or the end of a closed shard; an open shard that keeps
+    /// answering with nothing before the last record is an error, so the message stays
+    /// and the next sweep reads again.
     async fn records(&self, batch: &BatchInfo) -> Result<Vec<Value>, ReplayError> {
         let filter = FilterPattern::parse(EVENT_INSERTS_FILTER).map_err(StoreError::corrupt)?;
         let iterator = self
@@ -157,18 +161,27 @@ impl FailedBatches {
                 if !sequence_at_most(number, &batch.end_sequence_number) {
                     return Ok(found);
                 }
+                let last = number == batch.end_sequence_number;
                 let record = lambda_record(record, &batch.stream_arn);
                 if filter.matches(&record) {
                     found.push(record);
                 }
-            }
-            if empty >= EMPTY_READS {
-                break;
+                if last {
+                    return Ok(found);
+                }
             }
             next = out.next_shard_iterator;
+            if empty >= EMPTY_READS && next.is_some() {
+                return Err(ReplayError::Store(StoreError::Unavailable {
+                    message: format!(
+                        "the stream's shard {} answered nothing before the failed batch's last record {}",
+                        batch.shard_id, batch.end_sequence_number
+                    ),
+                    source: None,
+                }));
+            }
         }
-        // The shard ended (or, open, has nothing more) before the batch's last record: every
-        // record of the batch that is still there has been read.
+        // The shard is closed and was read to its end: every record of the batch is read.
         Ok(found)
     }
 }
@@ -195,13 +208,16 @@ fn sequence_at_most(a: &str, b: &str) -> bool {
 
 impl Sequencer {
     /// Replays the failed batches waiting in `failed`'s queue until it is empty or the
-    /// sweep's time is up, adding what it did to `report`.
+    /// sweep's time is up, adding what it did to `report`. A batch whose replay fails keeps
+    /// its message (hidden for two minutes, then tried again); the others go on, and the
+    /// first such error is returned at the end, so that the sweep counts as failed.
     pub(crate) async fn replay_failed(
         &self,
         failed: &FailedBatches,
         started: Instant,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
+        let mut first_error = None;
         while started.elapsed() < SWEEP_BUDGET {
             let out = failed
                 .sqs
@@ -215,7 +231,7 @@ impl Sequencer {
                 .map_err(|e| from_sdk("ReceiveMessage", e))?;
             let messages = out.messages.unwrap_or_default();
             if messages.is_empty() {
-                return Ok(());
+                break;
             }
             for message in messages {
                 let body = message.body().unwrap_or_default();
@@ -241,7 +257,12 @@ impl Sequencer {
                         report.unreplayable += 1;
                         continue;
                     }
-                    Err(ReplayError::Store(err)) => return Err(err),
+                    Err(ReplayError::Store(err)) => {
+                        tracing::error!(shard = batch.shard_id, first = batch.start_sequence_number,
+                            error = %err, "replaying a failed batch failed; the next sweep tries again");
+                        first_error.get_or_insert(err);
+                        continue;
+                    }
                 }
                 if let Some(receipt) = message.receipt_handle() {
                     failed
@@ -255,7 +276,7 @@ impl Sequencer {
                 }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Reads one failed batch's records back and sequences the streams they name, as the
@@ -270,7 +291,8 @@ impl Sequencer {
             .map_err(|e| StoreError::internal("building a DynamoDB stream event", e))?;
         let hints: Vec<_> = event.records.iter().filter_map(hint_of).collect();
         let images = images_of(&event.records);
-        Ok(self.sequence_with(&hints, &images).await?)
+        // The sweep holds the gate.
+        Ok(self.sequence_in_turn(&hints, &images).await?)
     }
 }
 

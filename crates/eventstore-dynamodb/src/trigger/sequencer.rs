@@ -130,7 +130,8 @@ pub fn hint_of(record: &EventRecord) -> Option<StreamHint> {
         _ => None,
     };
     let stream = keys::stream_of_pk(text(keys::PK)?)?;
-    let version = keys::parse_version_sk(text(keys::SK)?)?;
+    // Versions count from 1; a record of version 0 names no event.
+    let version = keys::parse_version_sk(text(keys::SK)?).filter(|&v| v >= 1)?;
     Some(StreamHint {
         stream: StreamId::stored(stream, "streamId").ok()?,
         version,
