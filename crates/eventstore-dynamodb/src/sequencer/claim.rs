@@ -95,6 +95,16 @@ impl Claim {
 }
 
 #[cfg(test)]
+impl Claim {
+    /// Every event it names as (stream, version, position), for tests to compare.
+    pub(crate) fn placed(&self) -> Vec<(&str, u64, u64)> {
+        self.placements()
+            .map(|(run, version, position)| (run.stream.as_str(), version, position))
+            .collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -112,12 +122,8 @@ mod tests {
             first: 41,
             runs: vec![run("A-1", 3, 4), run("B-1", 1, 1), run("A-2", 7, 9)],
         };
-        let placed: Vec<(&str, u64, u64)> = claim
-            .placements()
-            .map(|(run, version, position)| (run.stream.as_str(), version, position))
-            .collect();
         assert_eq!(
-            placed,
+            claim.placed(),
             [
                 ("A-1", 3, 41),
                 ("A-1", 4, 42),

@@ -31,6 +31,7 @@ use crate::io::conflict_backoff;
 use crate::log::DynamoEventLog;
 use crate::trigger::FailedBatches;
 
+mod boundary;
 mod claim;
 mod planner;
 mod repair;

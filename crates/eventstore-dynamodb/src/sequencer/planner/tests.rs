@@ -86,12 +86,8 @@ fn placing_hands_out_the_positions_after_the_counter() {
         stream("C-1", 0, 2),
     ];
     let claim = place(&found, &[2, 0, 2], 40).unwrap();
-    let placed: Vec<(&str, u64, u64)> = claim
-        .placements()
-        .map(|(run, version, position)| (run.stream.as_str(), version, position))
-        .collect();
     assert_eq!(
-        placed,
+        claim.placed(),
         [
             ("A-1", 3, 41),
             ("A-1", 4, 42),
