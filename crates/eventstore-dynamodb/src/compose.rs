@@ -241,7 +241,7 @@ impl Components {
         self.failed_batches = Some(FailedBatches::new(
             sqs,
             url,
-            crate::trigger::local::streams_client_from_env().await,
+            crate::trigger::local::streams_client(&config),
         ));
         Ok(())
     }

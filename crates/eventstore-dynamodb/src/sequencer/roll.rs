@@ -51,9 +51,15 @@ impl Sequencer {
     }
 
     async fn settle_item(&self, counter: Option<&Item>) -> Result<u64, StoreError> {
+        let last = counter_value(counter)?;
+        if self.known() == Some(last) {
+            // This process rolled forward the claim that ends there (it learns `last` only
+            // then), and nobody has claimed since: nothing to check, nothing stale. A warm
+            // sweep after the stream path's rounds reads no claim's events.
+            return Ok(last);
+        }
         // Whatever this process knew of streams' boundaries may be stale now.
         self.forget_bounds();
-        let last = counter_value(counter)?;
         if let Some(claim) = counter.map(claim_of).transpose()?.flatten() {
             if claim.last() != last {
                 // Only a sequencer of an earlier version moves the counter without a claim

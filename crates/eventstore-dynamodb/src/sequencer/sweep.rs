@@ -15,7 +15,7 @@ impl Sequencer {
     /// ([`Sequencer::settle`]), then replays the failed batches waiting in the queue, each
     /// read back from the table's stream and sequenced like any batch. An idle sweep is one
     /// consistent `GetItem` of the counter, one `BatchGetItem` of its claim's events (one
-    /// per 100) and one `ReceiveMessage`.
+    /// per 100; none if this process rolled that claim forward) and one `ReceiveMessage`.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         let started = Instant::now();
         let _turn = self.gate.lock().await;

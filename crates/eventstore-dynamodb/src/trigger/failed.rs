@@ -100,7 +100,7 @@ impl FailedBatches {
         Self::new(
             aws_sdk_sqs::Client::new(&config),
             queue_url,
-            super::local::streams_client_from_env().await,
+            super::local::streams_client(&config),
         )
     }
 

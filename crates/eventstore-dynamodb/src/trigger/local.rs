@@ -74,7 +74,12 @@ pub struct LocalEventSource {
 /// streams API is assumed to be served there too, as DynamoDB Local does.
 pub async fn streams_client_from_env() -> aws_sdk_dynamodbstreams::Client {
     let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&sdk_config);
+    streams_client(&sdk_config)
+}
+
+/// [`streams_client_from_env`] from an SDK configuration already loaded.
+pub fn streams_client(sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodbstreams::Client {
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(sdk_config);
     let own = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if own("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").is_none() && own("AWS_ENDPOINT_URL").is_none() {
         if let Some(url) = own("AWS_ENDPOINT_URL_DYNAMODB") {
