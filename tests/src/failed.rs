@@ -7,11 +7,19 @@ impl TestStore {
     /// A failed-batch queue of this table's own in the local SQS, as the template's
     /// `SequencerFailures` (empty when made).
     pub async fn failed_batches(&self) -> eventstore_dynamodb::trigger::FailedBatches {
+        self.failed_batches_named("failures").await
+    }
+
+    /// Another such queue, `<table>-<name>`.
+    pub async fn failed_batches_named(
+        &self,
+        name: &str,
+    ) -> eventstore_dynamodb::trigger::FailedBatches {
         let config = sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let url = sqs
             .create_queue()
-            .queue_name(format!("{}-failures", self.table))
+            .queue_name(format!("{}-{name}", self.table))
             .send()
             .await
             .expect("create a queue in the local SQS")

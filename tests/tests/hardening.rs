@@ -344,6 +344,54 @@ async fn appends_stranded_by_an_outage_are_sequenced_by_the_sweep() {
     assert_eq!(queued_messages(&queue).await, 1);
 }
 
+/// A replay that DynamoDB throttles past the SDK's retries fails the sweep (counted in
+/// `SequencingFailures`, alarmed) and keeps its message; the next sweep, once DynamoDB has
+/// recovered, replays it.
+#[tokio::test]
+async fn a_replay_throttled_past_its_retries_keeps_its_batch_for_the_next_sweep() {
+    let t = TestStore::new().await;
+    t.store
+        .append(
+            &stream("Acc"),
+            ExpectedVersion::NoStream,
+            &AppendBatch::new(events(3)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let queue = t.failed_batches().await;
+    queue
+        .send(&t.failed_batch_of_every_insert().await)
+        .await
+        .unwrap();
+    let fault = Throttle::of(&["UpdateItem"]);
+    fault.start();
+    let throttled = TestStore::with_fault(fault.clone()).await;
+    let sequencer = Sequencer::new(DynamoEventLog::new(throttled.client.clone(), &t.table))
+        .with_failed_batches(Some(queue.clone()));
+    let err = sequencer.sweep().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    assert!(fault.throttled() > 0);
+    assert!(t.positions().await.iter().all(|p| p.2.is_none()));
+    assert_eq!(queued_messages(&queue).await, 1, "the message stays");
+
+    // Two minutes later the message is visible again; here a receiver that does not wait
+    // for its visibility timeout stands in for that: a fresh queue holding the same batch.
+    fault.stop();
+    let again = t.failed_batches_named("again").await;
+    again
+        .send(&t.failed_batch_of_every_insert().await)
+        .await
+        .unwrap();
+    let recovered = sequencer
+        .clone()
+        .with_failed_batches(Some(again.clone()))
+        .sweep()
+        .await
+        .unwrap();
+    assert_eq!((recovered.batches, recovered.events), (1, 3));
+    assert_eq!(queued_messages(&again).await, 0);
+}
+
 /// Messages in `queue`, visible or not.
 async fn queued_messages(queue: &eventstore_dynamodb::trigger::FailedBatches) -> u64 {
     use aws_sdk_sqs::types::QueueAttributeName;
